@@ -1,0 +1,1 @@
+//! Hot CPU kernels for folio. Paged attention lands here with the engine (see DESIGN.md).

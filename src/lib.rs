@@ -1,0 +1,6 @@
+//! folio: a vLLM-style vision-language document parser (PaddleOCR-VL architecture) on candle.
+//!
+//! See `../shared/DESIGN.md` for the layout of the crate and the engine's contracts.
+
+pub mod engine;
+pub mod models;

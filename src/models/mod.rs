@@ -1,0 +1,5 @@
+//! Model code. Each model is a directory of parts; they share the KV-cache interface in [`kv`].
+
+pub mod hub;
+pub mod kv;
+pub mod paddleocr_vl;
