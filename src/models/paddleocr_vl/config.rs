@@ -35,7 +35,7 @@ impl VisionConfig {
         self.hidden_size / self.num_attention_heads
     }
 
-    /// Side of the learned position grid (27 for the released model).
+    /// Side of the learned position grid: `image_size / patch_size` rounded down (384 / 14 → 27).
     pub fn position_grid_side(&self) -> usize {
         self.image_size / self.patch_size
     }
@@ -218,7 +218,8 @@ impl Config {
         if v.head_dim() % 4 != 0 {
             bail!("vision head_dim {} must be a multiple of 4 for the 2D rotary embedding", v.head_dim());
         }
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 || v.spatial_merge_size == 0 {
+        // The released model has image_size 384 and patch 14: a 27×27 table (the remainder is unused).
+        if v.patch_size == 0 || v.image_size < v.patch_size || v.spatial_merge_size == 0 {
             bail!("vision image_size {} / patch_size {} / merge {} are inconsistent", v.image_size, v.patch_size, v.spatial_merge_size);
         }
         if t.num_key_value_heads == 0 || t.num_attention_heads % t.num_key_value_heads != 0 {
