@@ -149,6 +149,8 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Everything a checkpoint directory holds, loaded: model, image processor and prompt builder.
 pub struct Checkpoint {
+    /// Where it was loaded from.
+    pub dir: PathBuf,
     pub model: PaddleOcrVl,
     pub images: ImageProcessor,
     pub prompts: PromptBuilder,
@@ -164,6 +166,6 @@ impl Checkpoint {
         // a checkpoint modified underneath a running process is outside what we can defend against.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, device)? };
         let model = PaddleOcrVl::new(cfg, vb).with_context(|| format!("loading weights from {}", dir.display()))?;
-        Ok(Self { model, images: ImageProcessor::new(pre), prompts })
+        Ok(Self { dir: dir.to_path_buf(), model, images: ImageProcessor::new(pre), prompts })
     }
 }

@@ -57,6 +57,8 @@ pub struct PromptBuilder {
     template_vars: Map<String, Value>,
     image_token_id: u32,
     stop_token_ids: Vec<u32>,
+    /// Which ids are byte-fallback pieces (`<0x41>`): their text depends on the bytes that follow.
+    byte_tokens: Vec<bool>,
 }
 
 impl PromptBuilder {
@@ -93,7 +95,14 @@ impl PromptBuilder {
         if stop_token_ids.is_empty() {
             bail!("no end-of-sequence token in config.json, generation_config.json or tokenizer_config.json");
         }
-        Ok(Self { tokenizer, template, template_vars, image_token_id: cfg.tokens.image_token_id, stop_token_ids })
+        let mut byte_tokens = vec![false; tokenizer.get_vocab_size(true)];
+        for (piece, id) in tokenizer.get_vocab(true) {
+            let is_byte = piece.len() == 6 && piece.starts_with("<0x") && piece.ends_with('>');
+            if let Some(slot) = byte_tokens.get_mut(id as usize) {
+                *slot = is_byte;
+            }
+        }
+        Ok(Self { tokenizer, template, template_vars, image_token_id: cfg.tokens.image_token_id, stop_token_ids, byte_tokens })
     }
 
     pub fn stop_token_ids(&self) -> &[u32] {
@@ -134,6 +143,11 @@ impl PromptBuilder {
             }
         }
         Ok(ids)
+    }
+
+    /// Whether `id` is a byte-fallback piece, whose text can change when more bytes follow.
+    pub fn is_byte_token(&self, id: u32) -> bool {
+        self.byte_tokens.get(id as usize).copied().unwrap_or(false)
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {

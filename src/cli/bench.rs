@@ -1,0 +1,244 @@
+//! `folio bench`: engine throughput and memory, measured side by side in one run.
+//!
+//! * `throughput`: the same crops one request at a time, then all submitted at once (continuous
+//!   batching); tokens/s of each, their ratio, and the peak fraction of KV blocks in use.
+//! * `soak`: many requests of mixed sizes (up to the largest image the preprocessor allows) kept
+//!   in flight, RSS and page faults sampled from /proc; drift between an early and a late window.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use image::{DynamicImage, Rgb, RgbImage};
+use serde_json::json;
+
+use folio::engine::sampling::SamplingParams;
+use folio::engine::{Engine, Request, RequestStream};
+use folio::models::paddleocr_vl::Task;
+
+use super::{EngineArgs, ModelArgs};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchKind,
+}
+
+#[derive(Subcommand)]
+pub enum BenchKind {
+    /// Continuous batching vs one request at a time on the same crops.
+    Throughput(ThroughputArgs),
+    /// Memory over a long run of mixed-size requests.
+    Soak(SoakArgs),
+}
+
+#[derive(Args)]
+pub struct ThroughputArgs {
+    /// Number of crops.
+    #[arg(long, default_value_t = 64)]
+    pub requests: usize,
+    /// New tokens per crop.
+    #[arg(long, default_value_t = 24)]
+    pub max_tokens: usize,
+    /// Also write the crops as PNGs here (for running the same crops through another engine).
+    #[arg(long)]
+    pub save_crops: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Args)]
+pub struct SoakArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub requests: usize,
+    /// Requests kept in flight.
+    #[arg(long, default_value_t = 96)]
+    pub in_flight: usize,
+    #[arg(long, default_value_t = 32)]
+    pub max_tokens: usize,
+    /// RSS sampling period in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub interval_ms: u64,
+    /// Write every sample (seconds, RSS bytes, minor faults, major faults) to this CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    match args.what {
+        BenchKind::Throughput(a) => throughput(a),
+        BenchKind::Soak(a) => soak(a),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A deterministic crop: sizes spread from small text lines to the largest allowed page.
+fn crop(i: usize, max_side: u32) -> DynamicImage {
+    let shapes = [(1.0, 0.12), (0.5, 0.5), (0.25, 0.9), (0.8, 0.3), (0.15, 0.15), (1.0, 1.0), (0.6, 0.08), (0.35, 0.6)];
+    let (fw, fh) = shapes[i % shapes.len()];
+    let jitter = 1.0 - 0.05 * ((i / shapes.len()) % 5) as f32;
+    let (w, h) = (((max_side as f32 * fw * jitter) as u32).max(28), ((max_side as f32 * fh * jitter) as u32).max(28));
+    DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+        let v = ((x * 31 + y * 17 + i as u32 * 97) % 255) as u8;
+        Rgb([v, v.wrapping_mul(3), 255 - v])
+    }))
+}
+
+/// Side of the largest square the checkpoint's preprocessor accepts without shrinking.
+fn max_side(engine: &Engine) -> u32 {
+    (engine.checkpoint().images.cfg.max_pixels as f64).sqrt() as u32
+}
+
+fn submit(engine: &Engine, i: usize, max_tokens: usize) -> Result<RequestStream> {
+    // Greedy with no stop tokens beyond the model's, no repetition guard: every request decodes
+    // the same number of tokens whatever the random fixture model says, so runs are comparable.
+    let sampling = SamplingParams { repetition_guard: false, ..SamplingParams::greedy(max_tokens) };
+    engine.submit(Request { images: vec![crop(i, max_side(engine))], instruction: Task::Ocr.prompt().into(), sampling })
+}
+
+fn throughput(a: ThroughputArgs) -> Result<()> {
+    let engine = a.engine.start(a.model.load()?)?;
+    if let Some(dir) = &a.save_crops {
+        std::fs::create_dir_all(dir)?;
+        for i in 0..a.requests {
+            crop(i, max_side(&engine)).save(dir.join(format!("crop_{i:04}.png")))?;
+        }
+    }
+    // Warm-up: page in the weights, touch the pool.
+    submit(&engine, 0, 2)?.blocking_collect()?;
+
+    let start = Instant::now();
+    let mut serial_tokens = 0;
+    for i in 0..a.requests {
+        serial_tokens += submit(&engine, i, a.max_tokens)?.blocking_collect()?.1.len();
+    }
+    let serial = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    let streams = (0..a.requests).map(|i| submit(&engine, i, a.max_tokens)).collect::<Result<Vec<_>>>()?;
+    let mut batched_tokens = 0;
+    let mut peak_blocks = 0;
+    let mut stats_before = engine.stats();
+    for mut s in streams {
+        while let Some(ev) = s.blocking_next() {
+            let st = engine.stats();
+            peak_blocks = peak_blocks.max(st.blocks_used);
+            if let folio::engine::Event::Delta { tokens, .. } = ev {
+                batched_tokens += tokens.len();
+            }
+        }
+    }
+    let batched = start.elapsed().as_secs_f64();
+    let stats = engine.stats();
+    stats_before.preemptions = stats.preemptions - stats_before.preemptions;
+    let report = json!({
+        "requests": a.requests,
+        "max_tokens": a.max_tokens,
+        "serial": {"tokens": serial_tokens, "seconds": serial, "tokens_per_s": serial_tokens as f64 / serial},
+        "batched": {"tokens": batched_tokens, "seconds": batched, "tokens_per_s": batched_tokens as f64 / batched,
+                    "preemptions": stats_before.preemptions},
+        "speedup": (batched_tokens as f64 / batched) / (serial_tokens as f64 / serial),
+        "kv_blocks_total": stats.blocks_total,
+        "kv_blocks_peak_used": peak_blocks,
+        "kv_peak_fraction": peak_blocks as f64 / stats.blocks_total as f64,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// Resident set size (bytes) and fault counts of this process, from /proc.
+fn memory_sample() -> Result<(u64, u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("VmRSS missing")?;
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the parenthesised command name; minflt and majflt are the 10th and 12th fields.
+    let rest = stat.rsplit_once(')').context("bad /proc/self/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Ok((rss_kb * 1024, num(7), num(9)))
+}
+
+fn soak(a: SoakArgs) -> Result<()> {
+    let ck = a.model.load()?;
+    let weights: u64 = folio::models::paddleocr_vl::weight_files(&ck.dir)?.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let engine = a.engine.start(ck)?;
+    let pool = engine.stats().kv_cache_bytes as u64;
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let sampler = {
+        let stop = stop.clone();
+        let interval = Duration::from_millis(a.interval_ms.max(1));
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(s) = memory_sample() {
+                    samples.push((t0.elapsed().as_secs_f64(), s.0, s.1, s.2));
+                }
+                std::thread::sleep(interval);
+            }
+            samples
+        })
+    };
+
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut tokens = 0;
+    for i in 0..a.requests {
+        if in_flight.len() >= a.in_flight {
+            let s: RequestStream = in_flight.pop_front().context("in flight")?;
+            tokens += s.blocking_collect()?.1.len();
+        }
+        in_flight.push_back(submit(&engine, i, a.max_tokens)?);
+    }
+    for s in in_flight {
+        tokens += s.blocking_collect()?.1.len();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let samples = sampler.join().map_err(|_| anyhow::anyhow!("sampler thread panicked"))?;
+
+    if let Some(path) = &a.csv {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+        writeln!(f, "seconds,rss_bytes,minor_faults,major_faults")?;
+        for (t, rss, minf, majf) in &samples {
+            writeln!(f, "{t:.3},{rss},{minf},{majf}")?;
+        }
+    }
+    // Windows: the first and last 10% of the run after the first 10% (warm-up).
+    let n = samples.len();
+    let window = (n / 10).max(1);
+    let mean = |s: &[(f64, u64, u64, u64)]| s.iter().map(|x| x.1 as f64).sum::<f64>() / s.len().max(1) as f64;
+    let early = mean(&samples[window.min(n)..(2 * window).min(n)]);
+    let late = mean(&samples[n.saturating_sub(window)..]);
+    let peak = samples.iter().map(|s| s.1).max().unwrap_or(0);
+    let faults = |s: Option<&(f64, u64, u64, u64)>| s.map_or(0, |x| x.2);
+    let report = json!({
+        "requests": a.requests, "in_flight": a.in_flight, "tokens": tokens, "seconds": secs,
+        "tokens_per_s": tokens as f64 / secs,
+        "samples": n,
+        "rss_early_mib": early / 1048576.0, "rss_late_mib": late / 1048576.0,
+        "drift_percent": 100.0 * (late - early) / early.max(1.0),
+        "rss_peak_mib": peak as f64 / 1048576.0,
+        "kv_pool_mib": pool as f64 / 1048576.0,
+        "weights_mib": weights as f64 / 1048576.0,
+        "minor_faults_early_window": faults(samples.get(2 * window)).saturating_sub(faults(samples.get(window))),
+        "minor_faults_late_window": faults(samples.last()).saturating_sub(faults(samples.get(n.saturating_sub(window)))),
+        "preemptions": engine.stats().preemptions,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Command-line front ends. Each subcommand lives in its own file; shared flags live here.
+
+pub mod bench;
+pub mod ocr;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use bytesize::ByteSize;
+use candle_core::{DType, Device};
+use clap::{Args, ValueEnum};
+
+use folio::engine::{Engine, EngineConfig};
+use folio::models::hub::resolve_model;
+use folio::models::paddleocr_vl::Checkpoint;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Precision {
+    F32,
+    Bf16,
+}
+
+/// Which checkpoint, in which precision.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Checkpoint directory in the Hugging Face layout, or a Hub repository id.
+    #[arg(long, env = "FOLIO_MODEL")]
+    pub model: Option<String>,
+    /// Weight and activation precision.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: Precision,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> Result<Arc<Checkpoint>> {
+        let Some(spec) = self.model.as_deref() else {
+            bail!("no model given: pass --model DIR (a checkpoint directory) or a Hugging Face repo id, or set FOLIO_MODEL");
+        };
+        let dir = resolve_model(spec)?;
+        let dtype = match self.dtype {
+            Precision::F32 => DType::F32,
+            Precision::Bf16 => DType::BF16,
+        };
+        let started = std::time::Instant::now();
+        let ck = Checkpoint::load(&dir, dtype, &Device::Cpu)?;
+        tracing::info!(model = %dir.display(), secs = started.elapsed().as_secs_f32(), "model loaded");
+        Ok(Arc::new(ck))
+    }
+}
+
+/// Engine limits: the KV pool is reserved once from `--kv-cache-memory` and never grows.
+#[derive(Args, Clone)]
+pub struct EngineArgs {
+    /// Memory reserved for the KV cache at start-up, e.g. 512MiB or 2GiB.
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    pub kv_cache_memory: u64,
+    /// Tokens per KV block.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub block_size: u32,
+    /// Most sequences decoding at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_num_seqs: u32,
+    /// Most tokens (prefill chunks + decodes) per step.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_num_batched_tokens: u32,
+    /// Most vision patches encoded per step (one whole image always fits).
+    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_vision_patches_per_step: u32,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> EngineConfig {
+        EngineConfig {
+            kv_cache_memory: self.kv_cache_memory as usize,
+            block_size: self.block_size as usize,
+            max_num_seqs: self.max_num_seqs as usize,
+            max_num_batched_tokens: self.max_num_batched_tokens as usize,
+            max_vision_patches_per_step: self.max_vision_patches_per_step as usize,
+        }
+    }
+
+    pub fn start(&self, ck: Arc<Checkpoint>) -> Result<Engine> {
+        Engine::start(ck, self.config())
+    }
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let b: ByteSize = s.parse().map_err(|e| format!("'{s}' is not a size like 512MiB or 2GiB: {e}"))?;
+    if b.as_u64() < 1 << 20 || b.as_u64() > 1 << 40 {
+        return Err(format!("{s}: the KV cache must be between 1 MiB and 1 TiB"));
+    }
+    Ok(b.as_u64())
+}
+
+/// Decodes an image with limits, so a hostile file cannot ask for gigabytes.
+pub fn load_image(path: &Path) -> Result<image::DynamicImage> {
+    let mut reader = image::ImageReader::open(path).context("cannot open file")?.with_guessed_format().context("cannot read file")?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(20_000);
+    limits.max_image_height = Some(20_000);
+    limits.max_alloc = Some(1 << 30);
+    reader.limits(limits);
+    reader.decode().context("not a readable image")
+}
