@@ -2,4 +2,6 @@
 
 pub mod hub;
 pub mod kv;
+pub mod no_cache;
+pub mod ops;
 pub mod paddleocr_vl;

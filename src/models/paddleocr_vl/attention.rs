@@ -36,7 +36,7 @@ pub fn dense_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, causal: O
             Some(offset) => apply_causal_mask(&scores, group, rows, offset + start, s)?,
             None => scores,
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
+        let probs = crate::models::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
         let out = probs.matmul(&v)?.reshape((heads, rows, d))?;
         outs.push(out);
         start += rows;

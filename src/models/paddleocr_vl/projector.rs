@@ -2,10 +2,11 @@
 //! token (LayerNorm → merge → Linear → GELU (exact erf) → Linear).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{layer_norm, linear, LayerNorm, Linear, VarBuilder};
+use candle_nn::{linear, Linear, VarBuilder};
 
 use super::config::Config;
 use super::vision::PatchGrid;
+use crate::models::ops::LayerNorm;
 
 pub struct Projector {
     pre_norm: LayerNorm,
@@ -20,7 +21,7 @@ impl Projector {
         let merged = v * m * m;
         Ok(Self {
             // The reference hard-codes this epsilon; it is not the vision tower's.
-            pre_norm: layer_norm(v, 1e-5, vb.pp("pre_norm"))?,
+            pre_norm: LayerNorm::load(v, 1e-5, vb.pp("pre_norm"))?,
             linear_1: linear(merged, merged, vb.pp("linear_1"))?,
             linear_2: linear(merged, cfg.text.hidden_size, vb.pp("linear_2"))?,
             merge: m,

@@ -6,10 +6,11 @@
 //! go through the [`KvCache`] it is handed.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{embedding, linear_b, linear_no_bias, rms_norm, Embedding, Linear, RmsNorm, VarBuilder};
+use candle_nn::{embedding, linear_b, linear_no_bias, Embedding, Linear, VarBuilder};
 
 use super::config::TextConfig;
 use crate::models::kv::{KvCache, StepLayout};
+use crate::models::ops::{self, RmsNorm};
 
 /// 3D positions (temporal, height, width) of one token. Text tokens have three equal components.
 pub type Position3 = [u32; 3];
@@ -73,7 +74,7 @@ impl Attention {
         let d = self.head_dim;
         let rotate = |x: Tensor, heads: usize| -> Result<Tensor> {
             let x = x.reshape((1, t, heads, d))?;
-            candle_nn::rotary_emb::rope_thd(&x, &rope.0, &rope.1)?.squeeze(0)
+            ops::rope_thd(&x, &rope.0, &rope.1)?.squeeze(0)
         };
         let q = rotate(self.q_proj.forward(xs)?, self.heads)?;
         let k = rotate(self.k_proj.forward(xs)?, self.kv_heads)?;
@@ -118,9 +119,9 @@ impl DecoderLayer {
     fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
         let (h, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
         Ok(Self {
-            input_layernorm: rms_norm(h, eps, vb.pp("input_layernorm"))?,
+            input_layernorm: RmsNorm::load(h, eps, vb.pp("input_layernorm"))?,
             self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
-            post_attention_layernorm: rms_norm(h, eps, vb.pp("post_attention_layernorm"))?,
+            post_attention_layernorm: RmsNorm::load(h, eps, vb.pp("post_attention_layernorm"))?,
             mlp: Mlp::new(cfg, vb.pp("mlp"))?,
         })
     }
@@ -152,7 +153,7 @@ impl TextModel {
         Ok(Self {
             embed_tokens,
             layers,
-            norm: rms_norm(cfg.hidden_size, cfg.rms_norm_eps, m.pp("norm"))?,
+            norm: RmsNorm::load(cfg.hidden_size, cfg.rms_norm_eps, m.pp("norm"))?,
             lm_head,
             rope: MultimodalRope::new(cfg),
             dtype: vb.dtype(),

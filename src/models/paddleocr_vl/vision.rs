@@ -9,10 +9,11 @@
 //! embedding on (row, column).
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{layer_norm, linear, LayerNorm, Linear, VarBuilder};
+use candle_nn::{linear, Linear, VarBuilder};
 
 use super::attention::dense_attention;
 use super::config::VisionConfig;
+use crate::models::ops::{self, LayerNorm};
 
 /// Patch grid of one image, in patches (the `grid_thw` of the reference with t = 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +134,7 @@ impl Attention {
         let shape = (1, n, self.num_heads, self.head_dim);
         let rotate = |t: Tensor| -> Result<Tensor> {
             let t = t.reshape(shape)?.to_dtype(DType::F32)?;
-            candle_nn::rotary_emb::rope_thd(&t, &rope.0, &rope.1)?.to_dtype(xs.dtype())?.squeeze(0)
+            ops::rope_thd(&t, &rope.0, &rope.1)?.to_dtype(xs.dtype())?.squeeze(0)
         };
         let q = rotate(self.q_proj.forward(xs)?)?;
         let k = rotate(self.k_proj.forward(xs)?)?;
@@ -162,9 +163,9 @@ impl EncoderLayer {
     fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
         let (h, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
         Ok(Self {
-            layer_norm1: layer_norm(h, eps, vb.pp("layer_norm1"))?,
+            layer_norm1: LayerNorm::load(h, eps, vb.pp("layer_norm1"))?,
             self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
-            layer_norm2: layer_norm(h, eps, vb.pp("layer_norm2"))?,
+            layer_norm2: LayerNorm::load(h, eps, vb.pp("layer_norm2"))?,
             fc1: linear(h, cfg.intermediate_size, vb.pp("mlp.fc1"))?,
             fc2: linear(cfg.intermediate_size, h, vb.pp("mlp.fc2"))?,
             act: cfg.hidden_act,
@@ -195,7 +196,7 @@ impl VisionModel {
         Ok(Self {
             embeddings: PatchEmbedding::new(cfg, vb.pp("embeddings"))?,
             layers,
-            post_layernorm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
+            post_layernorm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
             head_dim: cfg.head_dim(),
         })
     }

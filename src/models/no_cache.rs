@@ -1,0 +1,29 @@
+//! A [`KvCache`] that stores nothing: every sequence of the step is attended causally over its own
+//! new tokens only. For whole-sequence forwards — training steps and scoring — where nothing was
+//! cached before and nothing will be decoded after. Unlike [`DenseKvCache`](super::kv::DenseKvCache)
+//! it writes nothing in place, so gradients flow through it to q, k and v.
+
+use candle_core::{Result, Tensor};
+
+use super::kv::{KvCache, StepLayout};
+use super::paddleocr_vl::attention::dense_attention;
+
+/// Causal attention within each chunk of the step; fails on a chunk that claims cached tokens.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoKvCache;
+
+impl KvCache for NoKvCache {
+    fn attend(&mut self, layer: usize, layout: &StepLayout, q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+        let mut outs = Vec::with_capacity(layout.chunks.len());
+        let mut start = 0;
+        for c in &layout.chunks {
+            if c.cached != 0 {
+                candle_core::bail!("NoKvCache: sequence {} has {} cached tokens at layer {layer}; it keeps none", c.seq, c.cached);
+            }
+            let part = |t: &Tensor| t.narrow(0, start, c.new);
+            outs.push(dense_attention(&part(q)?, &part(k)?, &part(v)?, scale, Some(0))?);
+            start += c.new;
+        }
+        Tensor::cat(&outs, 0)
+    }
+}
