@@ -4,3 +4,5 @@
 
 pub mod engine;
 pub mod models;
+pub mod pipeline;
+pub mod synth;

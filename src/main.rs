@@ -20,6 +20,8 @@ enum Command {
     Ocr(cli::ocr::OcrArgs),
     /// Measure the engine: batching throughput, memory over a long run.
     Bench(cli::bench::BenchArgs),
+    /// Write synthetic text-line images and labels (training / evaluation data).
+    Synth(folio::synth::cli::SynthArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Ocr(args) => cli::ocr::run(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Synth(args) => folio::synth::cli::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

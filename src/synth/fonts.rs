@@ -1,0 +1,452 @@
+//! The font catalogue: Debian-packaged families that look like what real documents use.
+//!
+//! Every face is found by file name under the font directories (`/usr/share/fonts`, the TeX font
+//! tree of `fonts-lmodern`, plus any the config adds). `scripts/setup.sh` installs the packages.
+//!
+//! One family, Latin Modern Roman (the LaTeX look: high-contrast Computer Modern serif), is held
+//! out of training by default; the `eval-font` split renders only it. It is the family most unlike
+//! the others in the catalogue (the serifs in training are Times, Century, Palatino, Bookman and
+//! DejaVu designs), and LaTeX documents are common in the wild, so its figure is a fair test of
+//! generalisation to an unseen typeface.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ab_glyph::{Font, FontVec, GlyphId};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Broad design class; text kinds choose classes (code likes monospace).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    Serif,
+    Sans,
+    Mono,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Style {
+    Regular,
+    Bold,
+    Italic,
+    BoldItalic,
+}
+
+impl Style {
+    pub const ALL: [Style; 4] = [Style::Regular, Style::Bold, Style::Italic, Style::BoldItalic];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Style::Regular => "Regular",
+            Style::Bold => "Bold",
+            Style::Italic => "Italic",
+            Style::BoldItalic => "Bold Italic",
+        }
+    }
+}
+
+/// A family of the catalogue: its faces as file names, and the Debian package that ships them.
+pub struct FamilyDef {
+    pub name: &'static str,
+    pub class: Class,
+    pub package: &'static str,
+    /// (style, file name); a missing style falls back to the regular face.
+    pub faces: &'static [(Style, &'static str)],
+}
+
+use Style::*;
+
+/// The catalogue. File names are those of Debian 12 (bookworm) packages.
+pub const CATALOGUE: &[FamilyDef] = &[
+    // --- serif ---
+    FamilyDef {
+        name: "DejaVu Serif",
+        class: Class::Serif,
+        package: "fonts-dejavu-core",
+        faces: &[
+            (Regular, "DejaVuSerif.ttf"),
+            (Bold, "DejaVuSerif-Bold.ttf"),
+            (Italic, "DejaVuSerif-Italic.ttf"),
+            (BoldItalic, "DejaVuSerif-BoldItalic.ttf"),
+        ],
+    },
+    FamilyDef {
+        name: "DejaVu Serif Condensed",
+        class: Class::Serif,
+        package: "fonts-dejavu-extra",
+        faces: &[
+            (Regular, "DejaVuSerifCondensed.ttf"),
+            (Bold, "DejaVuSerifCondensed-Bold.ttf"),
+            (Italic, "DejaVuSerifCondensed-Italic.ttf"),
+            (BoldItalic, "DejaVuSerifCondensed-BoldItalic.ttf"),
+        ],
+    },
+    FamilyDef {
+        name: "Liberation Serif",
+        class: Class::Serif,
+        package: "fonts-liberation2",
+        faces: &[
+            (Regular, "LiberationSerif-Regular.ttf"),
+            (Bold, "LiberationSerif-Bold.ttf"),
+            (Italic, "LiberationSerif-Italic.ttf"),
+            (BoldItalic, "LiberationSerif-BoldItalic.ttf"),
+        ],
+    },
+    FamilyDef {
+        name: "Nimbus Roman",
+        class: Class::Serif,
+        package: "fonts-urw-base35",
+        faces: &[
+            (Regular, "NimbusRoman-Regular.otf"),
+            (Bold, "NimbusRoman-Bold.otf"),
+            (Italic, "NimbusRoman-Italic.otf"),
+            (BoldItalic, "NimbusRoman-BoldItalic.otf"),
+        ],
+    },
+    FamilyDef {
+        name: "C059",
+        class: Class::Serif,
+        package: "fonts-urw-base35",
+        faces: &[
+            (Regular, "C059-Roman.otf"),
+            (Bold, "C059-Bold.otf"),
+            (Italic, "C059-Italic.otf"),
+            (BoldItalic, "C059-BdIta.otf"),
+        ],
+    },
+    FamilyDef {
+        name: "P052",
+        class: Class::Serif,
+        package: "fonts-urw-base35",
+        faces: &[
+            (Regular, "P052-Roman.otf"),
+            (Bold, "P052-Bold.otf"),
+            (Italic, "P052-Italic.otf"),
+            (BoldItalic, "P052-BoldItalic.otf"),
+        ],
+    },
+    FamilyDef {
+        name: "URW Bookman",
+        class: Class::Serif,
+        package: "fonts-urw-base35",
+        faces: &[
+            (Regular, "URWBookman-Light.otf"),
+            (Bold, "URWBookman-Demi.otf"),
+            (Italic, "URWBookman-LightItalic.otf"),
+            (BoldItalic, "URWBookman-DemiItalic.otf"),
+        ],
+    },
+    FamilyDef {
+        name: "Latin Modern Roman",
+        class: Class::Serif,
+        package: "fonts-lmodern",
+        faces: &[
+            (Regular, "lmroman10-regular.otf"),
+            (Bold, "lmroman10-bold.otf"),
+            (Italic, "lmroman10-italic.otf"),
+            (BoldItalic, "lmroman10-bolditalic.otf"),
+        ],
+    },
+    // --- sans ---
+    FamilyDef {
+        name: "DejaVu Sans",
+        class: Class::Sans,
+        package: "fonts-dejavu-core",
+        faces: &[
+            (Regular, "DejaVuSans.ttf"),
+            (Bold, "DejaVuSans-Bold.ttf"),
+            (Italic, "DejaVuSans-Oblique.ttf"),
+            (BoldItalic, "DejaVuSans-BoldOblique.ttf"),
+        ],
+    },
+    FamilyDef {
+        name: "DejaVu Sans Condensed",
+        class: Class::Sans,
+        package: "fonts-dejavu-extra",
+        faces: &[
+            (Regular, "DejaVuSansCondensed.ttf"),
+            (Bold, "DejaVuSansCondensed-Bold.ttf"),
+            (Italic, "DejaVuSansCondensed-Oblique.ttf"),
+            (BoldItalic, "DejaVuSansCondensed-BoldOblique.ttf"),
+        ],
+    },
+    FamilyDef {
+        name: "Liberation Sans",
+        class: Class::Sans,
+        package: "fonts-liberation2",
+        faces: &[
+            (Regular, "LiberationSans-Regular.ttf"),
+            (Bold, "LiberationSans-Bold.ttf"),
+            (Italic, "LiberationSans-Italic.ttf"),
+            (BoldItalic, "LiberationSans-BoldItalic.ttf"),
+        ],
+    },
+    FamilyDef {
+        name: "Liberation Sans Narrow",
+        class: Class::Sans,
+        package: "fonts-liberation",
+        faces: &[
+            (Regular, "LiberationSansNarrow-Regular.ttf"),
+            (Bold, "LiberationSansNarrow-Bold.ttf"),
+            (Italic, "LiberationSansNarrow-Italic.ttf"),
+            (BoldItalic, "LiberationSansNarrow-BoldItalic.ttf"),
+        ],
+    },
+    FamilyDef {
+        name: "Nimbus Sans",
+        class: Class::Sans,
+        package: "fonts-urw-base35",
+        faces: &[
+            (Regular, "NimbusSans-Regular.otf"),
+            (Bold, "NimbusSans-Bold.otf"),
+            (Italic, "NimbusSans-Italic.otf"),
+            (BoldItalic, "NimbusSans-BoldItalic.otf"),
+        ],
+    },
+    FamilyDef {
+        name: "Nimbus Sans Narrow",
+        class: Class::Sans,
+        package: "fonts-urw-base35",
+        faces: &[
+            (Regular, "NimbusSansNarrow-Regular.otf"),
+            (Bold, "NimbusSansNarrow-Bold.otf"),
+            (Italic, "NimbusSansNarrow-Oblique.otf"),
+            (BoldItalic, "NimbusSansNarrow-BoldOblique.otf"),
+        ],
+    },
+    FamilyDef {
+        name: "URW Gothic",
+        class: Class::Sans,
+        package: "fonts-urw-base35",
+        faces: &[
+            (Regular, "URWGothic-Book.otf"),
+            (Bold, "URWGothic-Demi.otf"),
+            (Italic, "URWGothic-BookOblique.otf"),
+            (BoldItalic, "URWGothic-DemiOblique.otf"),
+        ],
+    },
+    FamilyDef {
+        name: "Latin Modern Sans",
+        class: Class::Sans,
+        package: "fonts-lmodern",
+        faces: &[
+            (Regular, "lmsans10-regular.otf"),
+            (Bold, "lmsans10-bold.otf"),
+            (Italic, "lmsans10-oblique.otf"),
+            (BoldItalic, "lmsans10-boldoblique.otf"),
+        ],
+    },
+    // --- monospace ---
+    FamilyDef {
+        name: "DejaVu Sans Mono",
+        class: Class::Mono,
+        package: "fonts-dejavu-core",
+        faces: &[
+            (Regular, "DejaVuSansMono.ttf"),
+            (Bold, "DejaVuSansMono-Bold.ttf"),
+            (Italic, "DejaVuSansMono-Oblique.ttf"),
+            (BoldItalic, "DejaVuSansMono-BoldOblique.ttf"),
+        ],
+    },
+    FamilyDef {
+        name: "Liberation Mono",
+        class: Class::Mono,
+        package: "fonts-liberation2",
+        faces: &[
+            (Regular, "LiberationMono-Regular.ttf"),
+            (Bold, "LiberationMono-Bold.ttf"),
+            (Italic, "LiberationMono-Italic.ttf"),
+            (BoldItalic, "LiberationMono-BoldItalic.ttf"),
+        ],
+    },
+    FamilyDef {
+        name: "Nimbus Mono PS",
+        class: Class::Mono,
+        package: "fonts-urw-base35",
+        faces: &[
+            (Regular, "NimbusMonoPS-Regular.otf"),
+            (Bold, "NimbusMonoPS-Bold.otf"),
+            (Italic, "NimbusMonoPS-Italic.otf"),
+            (BoldItalic, "NimbusMonoPS-BoldItalic.otf"),
+        ],
+    },
+    FamilyDef {
+        name: "Latin Modern Mono",
+        class: Class::Mono,
+        package: "fonts-lmodern",
+        faces: &[
+            (Regular, "lmmono10-regular.otf"),
+            (Bold, "lmmonolt10-bold.otf"),
+            (Italic, "lmmono10-italic.otf"),
+            (BoldItalic, "lmmonolt10-boldoblique.otf"),
+        ],
+    },
+];
+
+/// Directories searched (recursively) for the catalogue's files, before any the config adds.
+pub const DEFAULT_FONT_DIRS: &[&str] =
+    &["/usr/share/fonts", "/usr/share/texmf/fonts/opentype", "/usr/share/texlive/texmf-dist/fonts/opentype/public/lm"];
+
+/// A loaded face.
+pub struct Face {
+    pub family: &'static str,
+    pub class: Class,
+    pub style: Style,
+    pub font: FontVec,
+    /// Pixels per em = `scale_per_em * px` gives the `PxScale` for an em of `px` pixels.
+    pub scale_per_em: f32,
+    /// Lookup indices of the GPOS `kern` feature (empty: use the legacy `kern` table).
+    gpos_kern_lookups: Vec<u16>,
+}
+
+impl Face {
+    pub fn display_name(&self) -> String {
+        if self.style == Style::Regular {
+            self.family.to_string()
+        } else {
+            format!("{} {}", self.family, self.style.name())
+        }
+    }
+
+    /// The glyph for `c`, or `None` when the font has no visible glyph for it (glyph 0, or an
+    /// empty outline for a non-space character: either would make the label lie about the pixels).
+    pub fn visible_glyph(&self, c: char) -> Option<GlyphId> {
+        let id = self.font.glyph_id(c);
+        if id.0 == 0 || self.font.outline(id).is_none() {
+            None
+        } else {
+            Some(id)
+        }
+    }
+
+    /// Pair kerning in font units: GPOS `kern` pair adjustments when the font has them, else the
+    /// legacy `kern` table (through ab_glyph).
+    pub fn kerning(&self) -> Kerner<'_> {
+        let face = if self.gpos_kern_lookups.is_empty() {
+            None
+        } else {
+            ttf_parser::Face::parse(self.font.as_slice(), 0).ok()
+        };
+        Kerner { face: self, parsed: face }
+    }
+}
+
+/// Kerning for one line; holds the parsed GPOS table for the duration.
+pub struct Kerner<'a> {
+    face: &'a Face,
+    parsed: Option<ttf_parser::Face<'a>>,
+}
+
+impl Kerner<'_> {
+    pub fn kern_unscaled(&self, a: GlyphId, b: GlyphId) -> f32 {
+        let Some(face) = &self.parsed else {
+            return self.face.font.kern_unscaled(a, b);
+        };
+        let Some(gpos) = face.tables().gpos else { return 0.0 };
+        let (a, b) = (ttf_parser::GlyphId(a.0), ttf_parser::GlyphId(b.0));
+        let mut total = 0.0;
+        for &li in &self.face.gpos_kern_lookups {
+            let Some(lookup) = gpos.lookups.get(li) else { continue };
+            for sub in lookup.subtables.into_iter::<ttf_parser::gpos::PositioningSubtable>() {
+                let ttf_parser::gpos::PositioningSubtable::Pair(pair) = sub else { continue };
+                let Some(cov) = pair.coverage().get(a) else { continue };
+                let adj = match pair {
+                    ttf_parser::gpos::PairAdjustment::Format1 { sets, .. } => {
+                        sets.get(cov).and_then(|set| set.get(b)).map(|(v, _)| v.x_advance)
+                    }
+                    ttf_parser::gpos::PairAdjustment::Format2 { classes, matrix, .. } => {
+                        matrix.get((classes.0.get(a), classes.1.get(b))).map(|(v, _)| v.x_advance)
+                    }
+                };
+                // The first subtable that covers the first glyph decides, as in a shaper.
+                total += adj.unwrap_or(0) as f32;
+                break;
+            }
+        }
+        total
+    }
+}
+
+fn gpos_kern_lookups(data: &[u8]) -> Vec<u16> {
+    let Ok(face) = ttf_parser::Face::parse(data, 0) else { return Vec::new() };
+    let Some(gpos) = face.tables().gpos else { return Vec::new() };
+    let mut out: Vec<u16> = Vec::new();
+    for feature in gpos.features {
+        if feature.tag == ttf_parser::Tag::from_bytes(b"kern") {
+            for li in feature.lookup_indices {
+                if !out.contains(&li) {
+                    out.push(li);
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+fn index_dir(dir: &Path, index: &mut HashMap<String, PathBuf>, depth: usize) {
+    if depth > 8 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            index_dir(&path, index, depth + 1);
+        } else if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            index.entry(name.to_string()).or_insert(path);
+        }
+    }
+}
+
+/// Loads every face of the given families. Fails, naming the missing files and their packages,
+/// when any is absent.
+pub fn load_families(names: &[&str], extra_dirs: &[PathBuf]) -> Result<Vec<Face>> {
+    let mut index = HashMap::new();
+    // Extra directories first so they can override.
+    for d in extra_dirs {
+        index_dir(d, &mut index, 0);
+    }
+    for d in DEFAULT_FONT_DIRS {
+        index_dir(Path::new(d), &mut index, 0);
+    }
+    let mut missing = Vec::new();
+    let mut faces = Vec::new();
+    for name in names {
+        let Some(def) = CATALOGUE.iter().find(|f| f.name == *name) else {
+            bail!("unknown font family {name:?}; the catalogue has: {}", family_names().join(", "));
+        };
+        for (style, file) in def.faces {
+            let Some(path) = index.get(*file) else {
+                missing.push(format!("{file} ({})", def.package));
+                continue;
+            };
+            let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let lookups = gpos_kern_lookups(&data);
+            let font = FontVec::try_from_vec(data).map_err(|_| anyhow::anyhow!("{}: not a font", path.display()))?;
+            let upem = font.units_per_em().unwrap_or(1000.0);
+            let scale_per_em = font.height_unscaled() / upem;
+            faces.push(Face {
+                family: def.name,
+                class: def.class,
+                style: *style,
+                font,
+                scale_per_em,
+                gpos_kern_lookups: lookups,
+            });
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "synthetic-data fonts are missing: {}. Run scripts/setup.sh (as root) to install them",
+            missing.join(", ")
+        );
+    }
+    Ok(faces)
+}
+
+pub fn family_names() -> Vec<&'static str> {
+    CATALOGUE.iter().map(|f| f.name).collect()
+}
