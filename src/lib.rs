@@ -6,3 +6,4 @@ pub mod engine;
 pub mod models;
 pub mod pipeline;
 pub mod synth;
+pub mod train;

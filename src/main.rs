@@ -22,6 +22,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Write synthetic text-line images and labels (training / evaluation data).
     Synth(folio::synth::cli::SynthArgs),
+    /// Train (or resume training) folio's small OCR model on synthetic lines.
+    Train(folio::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,16 +46,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ocr(args) => cli::ocr::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::Synth(args) => folio::synth::cli::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Train(args) => folio::train::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
-/// candle 0.11.1 works out its default thread count from /proc/cpuinfo on every matrix multiply
-/// unless RAYON_NUM_THREADS is set — tens of thousands of reads a second, a 6× slowdown of small
-/// decode steps measured here. Setting it once, before any thread exists, makes the count a
-/// constant for candle, rayon and our kernels alike. An explicit setting is left alone.
+/// Thread counts, set once before any thread exists (explicit settings are left alone):
+/// - candle 0.11.1 works out its default thread count from /proc/cpuinfo on every matrix multiply
+///   unless RAYON_NUM_THREADS is set — a 6× slowdown of small decode steps measured here; setting
+///   it makes the count a constant for candle, rayon and our kernels alike;
+/// - candle's element-wise ops run on a barrier pool whose workers spin between ops; on a 2-core
+///   machine with anything else running, that made batched decoding slower than one-at-a-time
+///   (0.55× vs 1.5× with CANDLE_NUM_THREADS=1 in one side-by-side run). Matrix multiplies and
+///   attention keep all cores through rayon.
 fn pin_thread_count() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }

@@ -150,6 +150,11 @@ impl PromptBuilder {
         self.byte_tokens.get(id as usize).copied().unwrap_or(false)
     }
 
+    /// Token ids of plain text (no template, no special tokens): what the model should answer.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.tokenizer.encode(text, false).map_err(|e| anyhow!("tokenizing: {e}"))?.get_ids().to_vec())
+    }
+
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.tokenizer.decode(ids, true).map_err(|e| anyhow!("decoding tokens: {e}"))
     }

@@ -1,0 +1,249 @@
+//! Training folio's small PaddleOCR-VL-architecture OCR model on synthetic text lines, with candle
+//! on CPU, through exactly the model code that serves inference.
+//!
+//! A run lives in one directory: `model/` is the checkpoint in the Hugging Face layout (what ships),
+//! `state/` the optimizer moments and step (for resuming), `log.jsonl` one line per logged step.
+//! Data are a pure function of (seed, index), so resuming at step `s` sees the same batches an
+//! uninterrupted run would.
+
+pub mod adamw;
+pub mod export;
+pub mod tokenizer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use clap::Args;
+use image::{imageops::FilterType, DynamicImage, RgbImage};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use crate::models::kv::{SeqChunk, StepLayout};
+use crate::models::no_cache::NoKvCache;
+use crate::models::paddleocr_vl::{prompt_positions, Config, ImageProcessor, PaddleOcrVl, PreparedImage, PreprocessorConfig, PromptBuilder, Task};
+use crate::synth::{Generator, Split, SynthConfig};
+use adamw::AdamW;
+
+/// Line crops are scaled to this height before preprocessing, in training and in `ocr --page`.
+pub const LINE_HEIGHT: u32 = 48;
+
+/// Scales a text-line crop to [`LINE_HEIGHT`], keeping its aspect ratio.
+pub fn normalize_line(img: &RgbImage) -> DynamicImage {
+    let (w, h) = img.dimensions();
+    let w2 = ((w as f64 * LINE_HEIGHT as f64 / h.max(1) as f64).round() as u32).clamp(1, 4000);
+    DynamicImage::ImageRgb8(image::imageops::resize(img, w2, LINE_HEIGHT, FilterType::Triangle))
+}
+
+#[derive(Args, Clone)]
+pub struct TrainArgs {
+    /// Run directory (created; resumed when it holds a run).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 6000)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 200)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Seed of the weights' initialisation and of the data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Save model and optimizer state every N steps.
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: usize,
+    /// Log every N steps.
+    #[arg(long, default_value_t = 10)]
+    pub log_every: usize,
+}
+
+struct Example {
+    image: PreparedImage,
+    ids: Vec<u32>,
+    prompt_len: usize,
+}
+
+fn lr_at(args: &TrainArgs, step: usize) -> f64 {
+    if step < args.warmup {
+        return args.lr * (step + 1) as f64 / args.warmup as f64;
+    }
+    let t = (step - args.warmup) as f64 / (args.steps - args.warmup).max(1) as f64;
+    args.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
+}
+
+/// Fills a fresh variable map with sensible initial values: unit norms, zero biases, weights with
+/// standard deviation 1/√fan_in.
+fn initialise(map: &VarMap, seed: u64) -> Result<()> {
+    let data = map.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for name in names {
+        let var = &data[name];
+        let dims = var.as_tensor().dims().to_vec();
+        let value = if name.ends_with("bias") {
+            Tensor::zeros(dims.as_slice(), DType::F32, &Device::Cpu)?
+        } else if name.contains("norm") {
+            Tensor::ones(dims.as_slice(), DType::F32, &Device::Cpu)?
+        } else {
+            let fan_in: usize = dims[1..].iter().product::<usize>().max(1);
+            let std = 1.0 / (fan_in as f64).sqrt();
+            let n: usize = dims.iter().product();
+            let values: Vec<f32> = (0..n).map(|_| (normal(&mut rng) * std) as f32).collect();
+            Tensor::from_vec(values, dims.as_slice(), &Device::Cpu)?
+        };
+        var.set(&value)?;
+    }
+    Ok(())
+}
+
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// Turns rendered lines into training examples, as inference would see them.
+struct Preparer {
+    images: ImageProcessor,
+    prompts: PromptBuilder,
+    merge: usize,
+    eos: u32,
+}
+
+impl Preparer {
+    fn load(dir: &Path, cfg: &Config) -> Result<Self> {
+        let prompts = PromptBuilder::from_dir(dir, cfg)?;
+        let eos = *prompts.stop_token_ids().first().context("no EOS token")?;
+        let images = ImageProcessor::new(PreprocessorConfig::from_file(&dir.join("preprocessor_config.json"))?);
+        Ok(Self { images, prompts, merge: cfg.vision.spatial_merge_size, eos })
+    }
+
+    /// Batch `index`: render, normalise, preprocess, prompt + label + EOS.
+    fn batch(&self, gen: &Generator, index: u64, batch: usize) -> Result<Vec<Example>> {
+        (0..batch as u64)
+            .map(|i| {
+                let sample = gen.sample(Split::Train, index * batch as u64 + i)?;
+                let image = self.images.prepare(&normalize_line(&sample.image))?;
+                let tokens = image.grid.patches() / (self.merge * self.merge);
+                let mut ids = self.prompts.encode(&[tokens], Task::Ocr.prompt())?;
+                let prompt_len = ids.len();
+                ids.extend(self.prompts.encode_text(&sample.text)?);
+                ids.push(self.eos);
+                Ok(Example { image, ids, prompt_len })
+            })
+            .collect()
+    }
+}
+
+/// Mean cross-entropy of the label tokens (teacher forcing), all examples packed in one step.
+fn loss(model: &PaddleOcrVl, batch: &[Example]) -> Result<Tensor> {
+    let image_id = model.cfg.tokens.image_token_id;
+    let merge = model.cfg.vision.spatial_merge_size;
+    let images: Vec<&PreparedImage> = batch.iter().map(|e| &e.image).collect();
+    let embeds = model.encode_images(&images)?;
+    let (mut xs, mut positions, mut chunks, mut rows, mut labels) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut start = 0u32;
+    for (i, (e, img)) in batch.iter().zip(&embeds).enumerate() {
+        xs.push(model.prompt_embeddings(&e.ids, 0..e.ids.len(), Some(img))?);
+        positions.extend(prompt_positions(&e.ids, image_id, &[e.image.grid], merge)?.0);
+        chunks.push(SeqChunk { seq: i, cached: 0, new: e.ids.len() });
+        for j in e.prompt_len..e.ids.len() {
+            rows.push(start + j as u32 - 1);
+            labels.push(e.ids[j]);
+        }
+        start += e.ids.len() as u32;
+    }
+    let layout = StepLayout { chunks };
+    let hidden = model.decode_step(&Tensor::cat(&xs, 0)?, &positions, &layout, &mut NoKvCache)?;
+    let logits = model.logits(&hidden.index_select(&Tensor::new(rows.as_slice(), &Device::Cpu)?, 0)?)?;
+    Ok(candle_nn::loss::cross_entropy(&logits, &Tensor::new(labels.as_slice(), &Device::Cpu)?)?)
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    if args.batch == 0 || args.steps == 0 || args.warmup >= args.steps {
+        bail!("need batch > 0 and 0 <= warmup < steps");
+    }
+    let model_dir = args.out.join("model");
+    let state_dir = args.out.join("state");
+    std::fs::create_dir_all(&state_dir)?;
+    let gen = Generator::new(SynthConfig { seed: args.seed, ..SynthConfig::default() })?;
+    let resuming = model_dir.join("model.safetensors").is_file() && state_dir.join("optimizer.safetensors").is_file();
+    if !resuming {
+        export::write_model_files(&model_dir, &gen.charset())?;
+    }
+    let cfg = Config::from_file(&model_dir.join("config.json"))?;
+    let prep = Preparer::load(&model_dir, &cfg)?;
+    let map = VarMap::new();
+    let model = PaddleOcrVl::new(cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu))?;
+    let mut map = map;
+    let mut opt;
+    if resuming {
+        map.load(model_dir.join("model.safetensors"))?;
+        opt = AdamW::new(&map, args.weight_decay)?;
+        opt.load(&state_dir.join("optimizer.safetensors"))?;
+        tracing::info!(step = opt.step, "resuming");
+    } else {
+        initialise(&map, args.seed)?;
+        opt = AdamW::new(&map, args.weight_decay)?;
+    }
+    let params: usize = map.all_vars().iter().map(|v| v.as_tensor().elem_count()).sum();
+    eprintln!("model: {params} parameters; starting at step {} of {}", opt.step, args.steps);
+
+    // A prefetch thread renders and preprocesses upcoming batches while the model trains.
+    let (tx, rx) = mpsc::sync_channel::<Result<Vec<Example>>>(2);
+    let first = opt.step;
+    let (steps, batch) = (args.steps, args.batch);
+    let producer = std::thread::spawn(move || {
+        for s in first..steps {
+            if tx.send(prep.batch(&gen, s as u64, batch)).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(args.out.join("log.jsonl"))?;
+    let mut window = (0.0, 0usize, Instant::now());
+    while opt.step < args.steps {
+        let examples = rx.recv().context("data thread stopped")??;
+        let l = loss(&model, &examples)?;
+        let grads = l.backward()?;
+        let lr = lr_at(&args, opt.step);
+        let norm = opt.step(&grads, lr, 1.0)?;
+        window.0 += l.to_scalar::<f32>()? as f64;
+        window.1 += 1;
+        if opt.step % args.log_every == 0 {
+            let secs = window.2.elapsed().as_secs_f64() / window.1 as f64;
+            let line = json!({"step": opt.step, "loss": window.0 / window.1 as f64, "lr": lr, "grad_norm": norm, "secs_per_step": secs});
+            eprintln!("{line}");
+            use std::io::Write;
+            writeln!(log, "{line}")?;
+            window = (0.0, 0, Instant::now());
+        }
+        if opt.step % args.checkpoint_every == 0 || opt.step == args.steps {
+            save(&map, &opt, &model_dir, &state_dir)?;
+        }
+    }
+    drop(rx);
+    let _ = producer.join();
+    Ok(())
+}
+
+/// Writes weights and optimizer state atomically (temp file + rename), so a run killed mid-save
+/// resumes from the previous checkpoint.
+fn save(map: &VarMap, opt: &AdamW, model_dir: &Path, state_dir: &Path) -> Result<()> {
+    let tmp = model_dir.join("model.safetensors.tmp");
+    map.save(&tmp)?;
+    let otmp = state_dir.join("optimizer.safetensors.tmp");
+    opt.save(&otmp)?;
+    std::fs::rename(&tmp, model_dir.join("model.safetensors"))?;
+    std::fs::rename(&otmp, state_dir.join("optimizer.safetensors"))?;
+    Ok(())
+}
