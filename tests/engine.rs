@@ -156,3 +156,18 @@ fn stop_strings_end_the_text_before_them() {
     assert_eq!(reason, FinishReason::Stop);
     assert_eq!(got, text[..cut]);
 }
+
+#[test]
+fn dropping_the_engine_ends_in_flight_requests() {
+    let engine = Engine::start(checkpoint(), config(16 << 20)).unwrap();
+    let mut stream = engine.submit(request(1, 4000)).unwrap();
+    assert!(matches!(stream.blocking_next(), Some(Event::Delta { .. })));
+    let started = std::time::Instant::now();
+    drop(engine);
+    assert!(started.elapsed().as_secs() < 5, "shutdown waited for the request to finish");
+    let mut last = None;
+    while let Some(ev) = stream.blocking_next() {
+        last = Some(ev);
+    }
+    assert!(matches!(last, Some(Event::Done { reason: FinishReason::Aborted, .. })), "{last:?}");
+}

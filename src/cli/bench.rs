@@ -129,11 +129,17 @@ fn throughput(a: ThroughputArgs) -> Result<()> {
     let streams = (0..a.requests).map(|i| submit(&engine, i, a.max_tokens)).collect::<Result<Vec<_>>>()?;
     let mut batched_tokens = 0;
     let mut peak_blocks = 0;
+    // KV use while requests are waiting for room (the pool is the limit then).
+    let (mut saturated_sum, mut saturated_n) = (0.0, 0usize);
     let mut stats_before = engine.stats();
     for mut s in streams {
         while let Some(ev) = s.blocking_next() {
             let st = engine.stats();
             peak_blocks = peak_blocks.max(st.blocks_used);
+            if st.waiting > 0 {
+                saturated_sum += st.blocks_used as f64 / st.blocks_total as f64;
+                saturated_n += 1;
+            }
             if let folio::engine::Event::Delta { tokens, .. } = ev {
                 batched_tokens += tokens.len();
             }
@@ -152,6 +158,7 @@ fn throughput(a: ThroughputArgs) -> Result<()> {
         "kv_blocks_total": stats.blocks_total,
         "kv_blocks_peak_used": peak_blocks,
         "kv_peak_fraction": peak_blocks as f64 / stats.blocks_total as f64,
+        "kv_mean_fraction_while_requests_wait": if saturated_n > 0 { Some(saturated_sum / saturated_n as f64) } else { None },
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

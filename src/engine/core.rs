@@ -42,6 +42,14 @@ impl EngineCore {
         }
     }
 
+    /// Ends every request (shutdown); their streams get `Done { Aborted }`.
+    pub fn abort_all(&mut self) {
+        let ids: Vec<u64> = self.sched.running.iter().chain(self.sched.waiting.iter()).map(|s| s.id).collect();
+        for id in ids {
+            self.abort(id);
+        }
+    }
+
     pub fn publish_stats(&self) {
         self.stats_tx.send_replace(self.stats());
     }

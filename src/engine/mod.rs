@@ -222,8 +222,11 @@ fn run_loop(mut core: EngineCore, rx: mpsc::Receiver<Command>) {
             match rx.try_recv() {
                 Ok(cmd) => handle(&mut core, cmd),
                 Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) if core.sched.is_idle() => return,
-                Err(mpsc::TryRecvError::Disconnected) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    // The Engine handle is gone: nobody can submit or wait any more.
+                    core.abort_all();
+                    return;
+                }
             }
         }
         progressed = core.step();
