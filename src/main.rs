@@ -24,6 +24,8 @@ enum Command {
     Synth(folio::synth::cli::SynthArgs),
     /// Train (or resume training) folio's small OCR model on synthetic lines.
     Train(folio::train::TrainArgs),
+    /// Measure accuracy: CER on synthetic lines, or of a text against a reference.
+    Eval(cli::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => cli::bench::run(args),
         Command::Synth(args) => folio::synth::cli::run(args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => folio::train::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => cli::eval::run(args),
     }
 }
 

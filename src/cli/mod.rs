@@ -1,6 +1,7 @@
 //! Command-line front ends. Each subcommand lives in its own file; shared flags live here.
 
 pub mod bench;
+pub mod eval;
 pub mod ocr;
 
 use std::path::Path;

@@ -2,9 +2,11 @@
 //!
 //! 1. Binarise: Otsu's threshold on the grayscale page (or a fixed one); a page that is mostly
 //!    "ink" is taken as light text on a dark background and inverted.
-//! 2. Rows with ink form bands. Thin bands (dots of i, accents, underlines) join the nearest line
-//!    when close, else they are specks and dropped (unless they carry real ink).
-//! 3. Bands much taller than the typical line (touching lines) are cut at profile minima.
+//! 2. Rows with ink form bands. Horizontal rules (thin, solid, wide bands) are dropped. Other thin
+//!    bands (dots of i, accents, underlines) join the nearest line when close, else they are specks
+//!    and dropped (unless they carry real ink).
+//! 3. Bands much taller than the typical line (touching lines) are cut at profile minima — only
+//!    where the profile really dips (a valley between two lines), so a tall heading stays whole.
 //! 4. Each band gets its ink's horizontal extent and a small padding.
 //!
 //! Boxes come back top to bottom. Multi-column pages need a layout detector first.
@@ -139,7 +141,16 @@ pub fn find_lines_gray(gray: &GrayImage, opts: &LineFinderOptions) -> Vec<LineBo
     if bands.is_empty() {
         return Vec::new();
     }
-    let med = weighted_median_height(&bands).max(2) as f32;
+    let mut med = weighted_median_height(&bands).max(2) as f32;
+
+    // Horizontal rules (header/footer separators, table borders): thin rows whose ink is one
+    // solid run much wider than a line is tall. They carry no text and would glue themselves to
+    // the nearest line.
+    bands.retain(|b| !(b.h() as f32 <= (0.25 * med).max(1.0) && is_rule(raw, w, b, &is_ink, med)));
+    if bands.is_empty() {
+        return Vec::new();
+    }
+    med = weighted_median_height(&bands).max(2) as f32;
 
     // Thin bands: attach to the nearer neighbour when close, else drop specks.
     let mut i = 0;
@@ -198,6 +209,9 @@ pub fn find_lines_gray(gray: &GrayImage, opts: &LineFinderOptions) -> Vec<LineBo
             continue;
         }
         let k = (bh / med).round().max(2.0) as usize;
+        // A cut needs a valley: touching lines meet in a few descenders and ascenders, far below
+        // the band's typical row; a tall heading's rows stay dense throughout.
+        let mean_row = rows[b.y0..b.y1].iter().sum::<u64>() as f32 / bh;
         let mut start = b.y0;
         for j in 1..k {
             let expect = b.y0 as f32 + bh * j as f32 / k as f32;
@@ -211,7 +225,7 @@ pub fn find_lines_gray(gray: &GrayImage, opts: &LineFinderOptions) -> Vec<LineBo
                     best_y = yy;
                 }
             }
-            if best_y > start {
+            if best_y > start && (best as f32 / 3.0) <= 0.4 * mean_row {
                 lines.push(Band { y0: start, y1: best_y, ink: 0 });
                 start = best_y;
             }
@@ -244,6 +258,19 @@ pub fn find_lines_gray(gray: &GrayImage, opts: &LineFinderOptions) -> Vec<LineBo
         });
     }
     out
+}
+
+/// Whether every row of the band is one solid run of ink at least three line heights long.
+fn is_rule(raw: &[u8], w: usize, b: &Band, is_ink: &impl Fn(u8) -> bool, med: f32) -> bool {
+    (b.y0..b.y1).all(|y| {
+        let row = &raw[y * w..(y + 1) * w];
+        let (Some(first), Some(last)) = (row.iter().position(|&v| is_ink(v)), row.iter().rposition(|&v| is_ink(v))) else {
+            return false;
+        };
+        let span = last + 1 - first;
+        let ink = row[first..=last].iter().filter(|&&v| is_ink(v)).count();
+        span as f32 >= 3.0 * med && ink * 10 >= span * 9
+    })
 }
 
 /// Median band height, each band weighted by its ink (so dots and specks do not count).
@@ -327,6 +354,43 @@ mod tests {
             assert!(b.x0 <= *x + 4 && b.x1 + 4 >= x + w, "{b:?} vs x {x}..{}", x + w);
         }
         assert!(found.windows(2).all(|p| p[0].y1 <= p[1].y0 + 4), "top to bottom: {found:?}");
+    }
+
+    /// A heading twice as tall as the body text is one line, and a rule under a page header is
+    /// not glued to it.
+    #[test]
+    fn keeps_tall_headings_whole_and_drops_rules() {
+        let gen = Generator::new(SynthConfig::default()).expect("synthetic-data fonts (run scripts/setup.sh)");
+        let face = gen.face_index("Liberation Sans", Style::Bold).expect("Liberation Sans Bold");
+        let body = gen.face_index("Liberation Serif", Style::Regular).expect("Liberation Serif");
+        let mut page = RgbImage::from_pixel(900, 420, Rgb([255, 255, 255]));
+        let mut st = LineStyle::clean(body, 18.0);
+        st.pad = [0.0; 4];
+        st.line_box = false;
+        let header = gen.draw("Running header", &st).expect("draw").image;
+        paste_dark(&mut page, &header, 600, 10);
+        // The rule sits 3 px under the header, across the whole text block.
+        let rule_y = 10 + header.height() + 3;
+        for x in 40..860 {
+            page.put_pixel(x, rule_y, Rgb([0, 0, 0]));
+        }
+        let mut hs = LineStyle::clean(face, 40.0);
+        hs.pad = [0.0; 4];
+        hs.line_box = false;
+        let heading = gen.draw("2.3. DESCRIPTION", &hs).expect("draw").image;
+        let hy = rule_y + 30;
+        paste_dark(&mut page, &heading, 40, hy);
+        let mut y = hy + heading.height() + 20;
+        for t in ["Body text follows the heading,", "one line after another, at a", "smaller size than the heading."] {
+            let img = gen.draw(t, &st).expect("draw").image;
+            paste_dark(&mut page, &img, 40, y);
+            y += img.height() + 8;
+        }
+        let found = find_lines(&DynamicImage::ImageRgb8(page), &LineFinderOptions::default());
+        assert_eq!(found.len(), 5, "{found:?}");
+        assert!(found[0].x0 >= 590, "the header's box does not reach over the rule: {:?}", found[0]);
+        let hc = hy as f32 + heading.height() as f32 / 2.0;
+        assert!((found[1].center_y() - hc).abs() < 6.0, "heading whole: {:?}", found[1]);
     }
 
     /// Two lines with no blank row between them are split apart.

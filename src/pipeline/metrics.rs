@@ -1,0 +1,127 @@
+//! Accuracy arithmetic: edit distance over Unicode characters and character error rate (CER).
+//!
+//! CER = total edit distance / total reference characters, summed over lines (or pages) — not the
+//! mean of per-line rates, so long lines weigh what their characters weigh.
+
+use serde::Serialize;
+
+/// Levenshtein distance (insertions, deletions, substitutions, each cost 1) between the Unicode
+/// scalar values of `a` and `b`. O(|a|·|b|) time, O(min) memory: fine for pages of a few thousand
+/// characters.
+pub fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let (long, short) = if a.len() >= b.len() { (&a, &b) } else { (&b, &a) };
+    // Strip a common prefix and suffix: cheap, and most OCR lines share long runs.
+    let pre = long.iter().zip(short.iter()).take_while(|(x, y)| x == y).count();
+    let (long, short) = (&long[pre..], &short[pre..]);
+    let suf = long.iter().rev().zip(short.iter().rev()).take_while(|(x, y)| x == y).count();
+    let (long, short) = (&long[..long.len() - suf], &short[..short.len() - suf]);
+    if short.is_empty() {
+        return long.len();
+    }
+    let mut row: Vec<usize> = (0..=short.len()).collect();
+    for (i, &lc) in long.iter().enumerate() {
+        let mut diag = row[0]; // row[i][0]
+        row[0] = i + 1;
+        for (j, &sc) in short.iter().enumerate() {
+            let up = row[j + 1];
+            let cost = usize::from(lc != sc);
+            row[j + 1] = (diag + cost).min(up + 1).min(row[j] + 1);
+            diag = up;
+        }
+    }
+    row[short.len()]
+}
+
+/// Collapses every run of whitespace (spaces, tabs, newlines, form feeds, …) to one space and
+/// trims both ends: the page-level comparison ignores layout.
+pub fn normalize_whitespace(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Number of Unicode scalar values: the unit of CER.
+pub fn char_count(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Running totals over many (reference, hypothesis) pairs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct CerTally {
+    /// Total edit distance.
+    pub edits: usize,
+    /// Total reference characters.
+    pub chars: usize,
+    /// Pairs added.
+    pub items: usize,
+    /// Pairs whose hypothesis equals the reference exactly.
+    pub exact: usize,
+}
+
+impl CerTally {
+    /// Adds one pair and returns its edit distance.
+    pub fn add(&mut self, reference: &str, hypothesis: &str) -> usize {
+        let d = levenshtein(reference, hypothesis);
+        self.add_counts(d, char_count(reference));
+        d
+    }
+
+    /// Adds a pair already measured.
+    pub fn add_counts(&mut self, edits: usize, chars: usize) {
+        self.edits += edits;
+        self.chars += chars;
+        self.items += 1;
+        self.exact += usize::from(edits == 0);
+    }
+
+    /// Total edits / total reference characters (an empty reference total divides by one, so text
+    /// read from a blank page still shows as errors).
+    pub fn cer(&self) -> f64 {
+        self.edits as f64 / self.chars.max(1) as f64
+    }
+
+    /// Share of pairs read exactly.
+    pub fn exact_rate(&self) -> f64 {
+        if self.items == 0 {
+            0.0
+        } else {
+            self.exact as f64 / self.items as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_distances() {
+        assert_eq!(levenshtein("", ""), 0);
+        assert_eq!(levenshtein("abc", ""), 3);
+        assert_eq!(levenshtein("", "abc"), 3);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("sitting", "kitten"), 3);
+        assert_eq!(levenshtein("flaw", "lawn"), 2);
+        assert_eq!(levenshtein("intention", "execution"), 5);
+        // Characters, not bytes: one substitution each.
+        assert_eq!(levenshtein("café", "cafe"), 1);
+        assert_eq!(levenshtein("日本語", "日本人"), 1);
+        assert_eq!(levenshtein("naïve ﬁle", "naive file"), 3);
+    }
+
+    #[test]
+    fn whitespace_is_collapsed_and_trimmed() {
+        assert_eq!(normalize_whitespace("  a\t b\n\n c \u{c}"), "a b c");
+        assert_eq!(normalize_whitespace(" \n "), "");
+    }
+
+    #[test]
+    fn tally_sums_before_dividing() {
+        let mut t = CerTally::default();
+        assert_eq!(t.add("abcd", "abcd"), 0);
+        assert_eq!(t.add("ab", "xy"), 2);
+        assert_eq!((t.edits, t.chars, t.items, t.exact), (2, 6, 2, 1));
+        assert!((t.cer() - 2.0 / 6.0).abs() < 1e-12);
+        assert!((t.exact_rate() - 0.5).abs() < 1e-12);
+    }
+}
