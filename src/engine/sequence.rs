@@ -148,14 +148,19 @@ impl Sequence {
         } else if self.generated().len() >= params.max_tokens {
             self.finished = Some(FinishReason::Length);
         }
-        let text_tokens: Vec<u32> = self.generated().iter().copied().filter(|t| !stop_ids.contains(t)).collect();
+        // A stop token can only be the last one, and it is not text.
+        let generated = &self.tokens[self.prompt_len..];
+        let text_tokens = match generated.last() {
+            Some(t) if stop_ids.contains(t) || self.sampler.params().stop_token_ids.contains(t) => &generated[..generated.len() - 1],
+            _ => generated,
+        };
         let stops = &self.sampler.params().stop;
-        let mut delta = self.text.update(&text_tokens, text, stops);
+        let mut delta = self.text.update(text_tokens, text, stops);
         if let Some(cut) = self.text.find_stop(stops) {
             delta.push_str(&self.text.truncate_to(cut));
             self.finished = Some(FinishReason::Stop);
         } else if self.finished.is_some() {
-            delta.push_str(&self.text.flush(&text_tokens, text));
+            delta.push_str(&self.text.flush(text_tokens, text));
         }
         Event::Delta { text: delta, tokens: emitted }
     }
@@ -175,17 +180,25 @@ pub trait Detokenizer {
 /// The text of the generated tokens, released to the client only when it is final: never the text
 /// of a trailing run of byte-fallback pieces (a following byte can turn them into another
 /// character, or into replacement characters), and never a tail that may yet become a stop string.
+///
+/// Decoding is incremental (each step decodes a window of a few tokens, as TGI and vLLM do): the
+/// text of `tokens[prefix..read]` is decoded again with the new tokens and only the difference is
+/// appended, so boundary effects of the decoder (a stripped leading space) cancel out.
 #[derive(Debug, Default)]
 pub struct TextStream {
+    /// Text of `tokens[..read]`.
     full: String,
+    /// Bytes of `full` already sent.
     sent: usize,
+    prefix: usize,
+    read: usize,
 }
 
 impl TextStream {
     /// Re-decodes the stable prefix of the generated tokens and returns the newly releasable text.
     fn update(&mut self, tokens: &[u32], text: &dyn Detokenizer, stops: &[String]) -> String {
         let trailing_bytes = tokens.iter().rev().take_while(|&&t| text.is_byte_token(t)).count();
-        self.full = text.decode(&tokens[..tokens.len() - trailing_bytes]);
+        self.advance(tokens, tokens.len() - trailing_bytes, text);
         let held = stops.iter().map(|s| partial_suffix(&self.full, s)).max().unwrap_or(0);
         let upto = self.find_stop(stops).unwrap_or(self.full.len()).min(self.full.len() - held);
         self.release(upto)
@@ -193,8 +206,25 @@ impl TextStream {
 
     /// Releases everything (the sequence ended).
     fn flush(&mut self, tokens: &[u32], text: &dyn Detokenizer) -> String {
-        self.full = text.decode(tokens);
+        self.advance(tokens, tokens.len(), text);
         self.release(self.full.len())
+    }
+
+    /// Extends `full` to the text of `tokens[..end]`.
+    fn advance(&mut self, tokens: &[u32], end: usize, text: &dyn Detokenizer) {
+        if end <= self.read {
+            return;
+        }
+        let before = text.decode(&tokens[self.prefix..self.read]);
+        let after = text.decode(&tokens[self.prefix..end]);
+        match after.strip_prefix(before.as_str()) {
+            Some(delta) => self.full.push_str(delta),
+            // The window's text changed retroactively (should not happen with the stable rule
+            // above): fall back to decoding everything.
+            None => self.full = text.decode(&tokens[..end]),
+        }
+        self.prefix = self.read;
+        self.read = end;
     }
 
     fn release(&mut self, upto: usize) -> String {
@@ -203,9 +233,19 @@ impl TextStream {
         delta
     }
 
-    /// Byte offset of the first stop string in the text, if any.
+    /// Byte offset of the first stop string in the text, if any. Only the unsent tail (plus room
+    /// for a stop string straddling it) is searched: earlier text was checked before it was sent.
     fn find_stop(&self, stops: &[String]) -> Option<usize> {
-        stops.iter().filter_map(|s| self.full.find(s.as_str())).min()
+        stops
+            .iter()
+            .filter_map(|s| {
+                let mut from = self.sent.saturating_sub(s.len());
+                while !self.full.is_char_boundary(from) {
+                    from -= 1;
+                }
+                self.full[from..].find(s.as_str()).map(|i| from + i)
+            })
+            .min()
     }
 
     /// Ends the text just before a stop string and returns what remains to be sent before it.
