@@ -67,6 +67,8 @@ fn forty_mixed_requests_at_once_equal_each_alone() {
         assert_eq!(tokens, &reference_tokens(&ck, i, 24), "request {i}");
     }
     let stats = engine.stats();
+    assert_eq!(stats.generated_tokens as usize, together.iter().map(|(t, r)| t.len() + usize::from(*r == FinishReason::Stop)).sum::<usize>());
+    assert!(stats.tokens_per_s > 0.0, "{stats:?}");
     assert_eq!(stats.blocks_used, 0, "every block is back in the pool");
     assert_eq!((stats.running, stats.waiting), (0, 0));
 }

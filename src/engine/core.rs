@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use candle_core::Tensor;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
 use tokio::sync::watch;
 
 use super::block_pool::BlockPool;
@@ -25,7 +28,12 @@ pub struct EngineCore {
     /// Latest stats for clients; published before any request's final event, so a client that
     /// saw its request end also sees its blocks back in the pool.
     pub stats_tx: watch::Sender<EngineStats>,
+    /// (time, generated_tokens) at recent steps, for the tokens/s over the last few seconds.
+    pub rate_window: VecDeque<(Instant, u64)>,
 }
+
+/// Span of the tokens/s reported in the stats.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 impl EngineCore {
     pub fn add(&mut self, req: NewRequest) {
@@ -50,6 +58,21 @@ impl EngineCore {
         }
     }
 
+    fn tokens_per_s(&self) -> f64 {
+        match (self.rate_window.front(), self.rate_window.back()) {
+            (Some(&(t0, n0)), Some(&(t1, n1))) if t1 > t0 => (n1 - n0) as f64 / (t1 - t0).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+
+    fn record_rate(&mut self) {
+        let now = Instant::now();
+        self.rate_window.push_back((now, self.generated_tokens));
+        while self.rate_window.front().is_some_and(|&(t, _)| now.duration_since(t) > RATE_WINDOW) {
+            self.rate_window.pop_front();
+        }
+    }
+
     pub fn publish_stats(&self) {
         self.stats_tx.send_replace(self.stats());
     }
@@ -62,6 +85,7 @@ impl EngineCore {
             blocks_used: self.blocks.used(),
             preemptions: self.sched.total_preemptions,
             generated_tokens: self.generated_tokens,
+            tokens_per_s: self.tokens_per_s(),
             steps: self.steps,
             kv_cache_bytes: self.pool.bytes(),
         }
@@ -84,6 +108,7 @@ impl EngineCore {
                 seq.finished = Some(FinishReason::Aborted);
             }
         }
+        self.record_rate();
         let endings: Vec<_> = self
             .sched
             .retire_finished()

@@ -57,7 +57,7 @@ impl Default for EngineConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct EngineStats {
     pub waiting: usize,
     pub running: usize,
@@ -65,6 +65,8 @@ pub struct EngineStats {
     pub blocks_used: usize,
     pub preemptions: usize,
     pub generated_tokens: u64,
+    /// Generated tokens per second over the last few seconds.
+    pub tokens_per_s: f64,
     pub steps: u64,
     pub kv_cache_bytes: usize,
 }
@@ -148,7 +150,7 @@ impl Engine {
         let core_ck = ck.clone();
         let thread = std::thread::Builder::new().name("folio-engine".into()).spawn(move || {
             let blocks = BlockPool::new(num_blocks);
-            let core = EngineCore { ck: core_ck, pool, blocks, sched: Scheduler::new(sched_cfg), generated_tokens: 0, steps: 0, stats_tx };
+            let core = EngineCore { ck: core_ck, pool, blocks, sched: Scheduler::new(sched_cfg), generated_tokens: 0, steps: 0, stats_tx, rate_window: Default::default() };
             run_loop(core, rx);
         })?;
         Ok(Self { ck, commands: Some(tx), stats: stats_rx, next_id: AtomicU64::new(1), pool_tokens: num_blocks * cfg.block_size, thread: Some(thread) })
