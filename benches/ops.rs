@@ -45,9 +45,21 @@ fn main() -> Result<()> {
         type Run<'a> = Box<dyn Fn() -> Result<Tensor> + 'a>;
         let cases: [(&str, Run, Run); 4] = [
             ("rms_norm", Box::new(|| candle_nn::ops::rms_norm(&x, &w, 1e-5)), Box::new(|| ops::rms_norm(&x, &w, 1e-5))),
-            ("layer_norm", Box::new(|| candle_nn::ops::layer_norm(&x, &w, &b, 1e-5)), Box::new(|| ops::layer_norm(&x, &w, &b, 1e-5))),
-            ("softmax_last_dim", Box::new(|| candle_nn::ops::softmax_last_dim(&x)), Box::new(|| ops::softmax_last_dim(&x))),
-            ("rope_thd", Box::new(|| candle_nn::rotary_emb::rope_thd(&xr, &cos, &sin)), Box::new(|| ops::rope_thd(&xr, &cos, &sin))),
+            (
+                "layer_norm",
+                Box::new(|| candle_nn::ops::layer_norm(&x, &w, &b, 1e-5)),
+                Box::new(|| ops::layer_norm(&x, &w, &b, 1e-5)),
+            ),
+            (
+                "softmax_last_dim",
+                Box::new(|| candle_nn::ops::softmax_last_dim(&x)),
+                Box::new(|| ops::softmax_last_dim(&x)),
+            ),
+            (
+                "rope_thd",
+                Box::new(|| candle_nn::rotary_emb::rope_thd(&xr, &cos, &sin)),
+                Box::new(|| ops::rope_thd(&xr, &cos, &sin)),
+            ),
         ];
         for (name, theirs, ours) in &cases {
             let a = median(|| theirs().map(|t| drop(black_box(t))), runs);

@@ -29,13 +29,21 @@ fn image(i: usize) -> DynamicImage {
 }
 
 fn request(i: usize, max_tokens: usize) -> Request {
-    Request { images: vec![image(i)], instruction: Task::Ocr.prompt().into(), sampling: SamplingParams::greedy(max_tokens) }
+    Request {
+        images: vec![image(i)],
+        instruction: Task::Ocr.prompt().into(),
+        sampling: SamplingParams::greedy(max_tokens),
+    }
 }
 
 /// What the plain contiguous-cache loop produces for the same request (the parity-tested path).
 fn reference_tokens(ck: &Checkpoint, i: usize, max_tokens: usize) -> Vec<u32> {
     let prepared = ck.images.prepare(&image(i)).unwrap();
-    let out = generate_greedy(ck, &[ImageRequest { image: &prepared, instruction: Task::Ocr.prompt(), max_new_tokens: max_tokens }]).unwrap();
+    let out = generate_greedy(
+        ck,
+        &[ImageRequest { image: &prepared, instruction: Task::Ocr.prompt(), max_new_tokens: max_tokens }],
+    )
+    .unwrap();
     let mut tokens = out.into_iter().next().unwrap().tokens;
     tokens.retain(|t| !ck.prompts.stop_token_ids().contains(t));
     tokens
@@ -43,7 +51,13 @@ fn reference_tokens(ck: &Checkpoint, i: usize, max_tokens: usize) -> Vec<u32> {
 
 fn run_all(engine: &Engine, n: usize, max_tokens: usize) -> Vec<(Vec<u32>, FinishReason)> {
     let streams: Vec<_> = (0..n).map(|i| engine.submit(request(i, max_tokens)).unwrap()).collect();
-    streams.into_iter().map(|s| { let (_, tokens, reason, _) = s.blocking_collect().unwrap(); (tokens, reason) }).collect()
+    streams
+        .into_iter()
+        .map(|s| {
+            let (_, tokens, reason, _) = s.blocking_collect().unwrap();
+            (tokens, reason)
+        })
+        .collect()
 }
 
 fn config(kv_bytes: usize) -> EngineConfig {
@@ -67,7 +81,10 @@ fn forty_mixed_requests_at_once_equal_each_alone() {
         assert_eq!(tokens, &reference_tokens(&ck, i, 24), "request {i}");
     }
     let stats = engine.stats();
-    assert_eq!(stats.generated_tokens as usize, together.iter().map(|(t, r)| t.len() + usize::from(*r == FinishReason::Stop)).sum::<usize>());
+    assert_eq!(
+        stats.generated_tokens as usize,
+        together.iter().map(|(t, r)| t.len() + usize::from(*r == FinishReason::Stop)).sum::<usize>()
+    );
     assert!(stats.tokens_per_s > 0.0, "{stats:?}");
     assert_eq!(stats.blocks_used, 0, "every block is back in the pool");
     assert_eq!((stats.running, stats.waiting), (0, 0));
@@ -79,7 +96,8 @@ fn a_small_pool_preempts_and_still_completes_everything() {
     // Room for about two sequences at a time: the rest wait or get preempted and recomputed.
     let t = &ck.model.cfg.text;
     let block_bytes = 2 * t.num_hidden_layers * 16 * t.num_key_value_heads * t.head_dim * 4;
-    let engine = Engine::start(ck.clone(), EngineConfig { max_num_batched_tokens: 512, ..config(12 * block_bytes) }).unwrap();
+    let engine =
+        Engine::start(ck.clone(), EngineConfig { max_num_batched_tokens: 512, ..config(12 * block_bytes) }).unwrap();
     let got = run_all(&engine, 12, 40);
     for (i, (tokens, _)) in got.iter().enumerate() {
         assert_eq!(tokens, &reference_tokens(&ck, i, 40), "request {i}");
@@ -154,7 +172,8 @@ fn stop_strings_end_the_text_before_them() {
     let stop: String = text[mid..].chars().take(2).collect();
     let cut = text.find(&stop).unwrap();
     let sampling = SamplingParams { stop: vec![stop], ..SamplingParams::greedy(30) };
-    let (got, _, reason, _) = engine.submit(Request { sampling, ..request(0, 30) }).unwrap().blocking_collect().unwrap();
+    let (got, _, reason, _) =
+        engine.submit(Request { sampling, ..request(0, 30) }).unwrap().blocking_collect().unwrap();
     assert_eq!(reason, FinishReason::Stop);
     assert_eq!(got, text[..cut]);
 }

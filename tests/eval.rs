@@ -52,7 +52,8 @@ fn eval_cer_normalises_whitespace_of_pages() {
     let (r, h) = (dir.join("ref.txt"), dir.join("hyp.txt"));
     std::fs::write(&r, "   Chapter 1          3\n\nFirst  line of text.\n\u{c}").unwrap();
     std::fs::write(&h, "Chapter 1 3\nFirst line of test.").unwrap();
-    let out = folio().args(["eval", "cer", "--json", "--reference"]).arg(&r).arg("--hypothesis").arg(&h).output().unwrap();
+    let out =
+        folio().args(["eval", "cer", "--json", "--reference"]).arg(&r).arg("--hypothesis").arg(&h).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // "Chapter 1 3 First line of text." (31 chars) vs "... of test.": one substitution.
@@ -124,7 +125,11 @@ fn page_lines_are_found_split_and_read_in_order() {
             }
             for piece in &line.pieces {
                 assert!(line.bbox.x0 <= piece.x0 && piece.x1 <= line.bbox.x1, "{line:?}");
-                assert!((piece.x1 - piece.x0) as u64 * LINE_HEIGHT as u64 <= MAX_LINE_WIDTH as u64 * line.bbox.height() as u64, "{line:?}");
+                assert!(
+                    (piece.x1 - piece.x0) as u64 * LINE_HEIGHT as u64
+                        <= MAX_LINE_WIDTH as u64 * line.bbox.height() as u64,
+                    "{line:?}"
+                );
             }
         }
         assert!(p.lines.windows(2).all(|w| w[0].bbox.center_y() < w[1].bbox.center_y()), "top to bottom");
@@ -164,7 +169,20 @@ fn ocr_page_cli_prints_json_per_page() {
 #[test]
 fn eval_lines_cli_reports_cer_on_synthetic_lines() {
     let out = folio()
-        .args(["eval", "lines", "--split", "eval-font", "--count", "3", "--max-tokens", "3", "--kv-cache-memory", "16MiB", "--json", "--model"])
+        .args([
+            "eval",
+            "lines",
+            "--split",
+            "eval-font",
+            "--count",
+            "3",
+            "--max-tokens",
+            "3",
+            "--kv-cache-memory",
+            "16MiB",
+            "--json",
+            "--model",
+        ])
         .arg(fixture_dir())
         .output()
         .unwrap();

@@ -18,7 +18,8 @@ impl Rng {
 
     fn tensor(&mut self, shape: &[usize], mean: f64, std: f64, dtype: DType) -> Tensor {
         let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| mean + std * ((0..4).map(|_| self.uniform()).sum::<f64>() - 2.0) * 1.73).collect();
+        let v: Vec<f64> =
+            (0..n).map(|_| mean + std * ((0..4).map(|_| self.uniform()).sum::<f64>() - 2.0) * 1.73).collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
     }
 }
@@ -130,7 +131,9 @@ const OPS: [Op; 4] = [Op::Rms, Op::Layer, Op::Softmax, Op::Rope];
 /// threshold. Rope shapes are (b, t, heads, d).
 fn shapes(op: Op) -> Vec<Vec<usize>> {
     match op {
-        Op::Rope => vec![vec![1, 1, 1, 2], vec![1, 5, 3, 6], vec![2, 7, 4, 16], vec![1, 33, 5, 18], vec![2, 70, 4, 130]],
+        Op::Rope => {
+            vec![vec![1, 1, 1, 2], vec![1, 5, 3, 6], vec![2, 7, 4, 16], vec![1, 33, 5, 18], vec![2, 70, 4, 130]]
+        }
         _ => vec![vec![1, 1], vec![3, 7], vec![2, 5, 13], vec![4, 100], vec![64, 1027], vec![300, 64], vec![2, 3, 33]],
     }
 }
@@ -154,8 +157,14 @@ fn forward_matches_candle_nn_kernels_f32() {
 
 #[test]
 fn softmax_gives_masked_entries_exactly_zero() {
-    let x = Tensor::new(&[[0.5f32, f32::NEG_INFINITY, -1.0, f32::NEG_INFINITY], [f32::NEG_INFINITY, 2.0, f32::NEG_INFINITY, f32::NEG_INFINITY]], &Device::Cpu)
-        .unwrap();
+    let x = Tensor::new(
+        &[
+            [0.5f32, f32::NEG_INFINITY, -1.0, f32::NEG_INFINITY],
+            [f32::NEG_INFINITY, 2.0, f32::NEG_INFINITY, f32::NEG_INFINITY],
+        ],
+        &Device::Cpu,
+    )
+    .unwrap();
     let got = ops::softmax_last_dim(&x).unwrap();
     let want = candle_nn::ops::softmax_last_dim(&x).unwrap();
     assert!(abs_diff(&got, &want) < 1e-7);
@@ -176,7 +185,9 @@ fn gradients_match_finite_differences_f64() {
             let case = Case::new(op, &shape, DType::F64, &mut rng);
             let upstream = rng.tensor(case.inputs[0].dims(), 0.0, 1.0, DType::F64);
             let (_, analytic) = case.grads(|i| case.fused(i), &upstream);
-            let loss = |inputs: &[Tensor]| -> f64 { (case.fused(inputs).unwrap() * &upstream).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap() };
+            let loss = |inputs: &[Tensor]| -> f64 {
+                (case.fused(inputs).unwrap() * &upstream).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+            };
             for (k, grad) in analytic.iter().enumerate() {
                 let base: Vec<f64> = case.inputs[k].flatten_all().unwrap().to_vec1().unwrap();
                 let h = 1e-6;
@@ -239,7 +250,10 @@ fn gradients_match_composed_candle_ops() {
             worst[1] = worst[1].max(cy);
             for (k, ((a, b), t)) in g1.iter().zip(&g2).zip(&g0).enumerate() {
                 let (fe, ce) = (rel_diff(a, t), rel_diff(b, t));
-                assert!(fe <= 2e-6_f64.max(1.5 * ce), "{op:?} {shape:?}: gradient of input {k} error {fe:e} (composed {ce:e})");
+                assert!(
+                    fe <= 2e-6_f64.max(1.5 * ce),
+                    "{op:?} {shape:?}: gradient of input {k} error {fe:e} (composed {ce:e})"
+                );
                 worst[2] = worst[2].max(fe);
                 worst[3] = worst[3].max(ce);
             }
@@ -286,9 +300,14 @@ fn half_precision_matches_f32_to_its_precision() {
             for shape in shapes(op) {
                 let case32 = Case::new(op, &shape, DType::F32, &mut rng);
                 let narrow = |t: &Tensor| t.to_dtype(dtype).unwrap();
-                let widen = |ts: &[Tensor]| -> Vec<Tensor> { ts.iter().map(|t| t.to_dtype(DType::F32).unwrap()).collect() };
+                let widen =
+                    |ts: &[Tensor]| -> Vec<Tensor> { ts.iter().map(|t| t.to_dtype(DType::F32).unwrap()).collect() };
                 // The same (representable) values in both precisions.
-                let case16 = Case { op, inputs: case32.inputs.iter().map(narrow).collect(), consts: case32.consts.iter().map(narrow).collect() };
+                let case16 = Case {
+                    op,
+                    inputs: case32.inputs.iter().map(narrow).collect(),
+                    consts: case32.consts.iter().map(narrow).collect(),
+                };
                 let case32 = Case { op, inputs: widen(&case16.inputs), consts: widen(&case16.consts) };
                 let up = rng.tensor(case32.inputs[0].dims(), 0.0, 1.0, dtype);
                 let (y16, g16) = case16.grads(|i| case16.fused(i), &up);
@@ -336,7 +355,11 @@ fn norm_modules_load_checkpoint_names_and_initialise_fresh_vars() {
     names.sort();
     assert_eq!(names, ["ln.bias", "ln.weight", "rms.weight"]);
     let x = Tensor::new(&[[1f32, 2., 3., 4., 5., 6.]], &Device::Cpu).unwrap();
-    let want = candle_nn::LayerNorm::new(Tensor::ones(6, DType::F32, &Device::Cpu).unwrap(), Tensor::zeros(6, DType::F32, &Device::Cpu).unwrap(), 1e-6);
+    let want = candle_nn::LayerNorm::new(
+        Tensor::ones(6, DType::F32, &Device::Cpu).unwrap(),
+        Tensor::zeros(6, DType::F32, &Device::Cpu).unwrap(),
+        1e-6,
+    );
     assert!(abs_diff(&ln.forward(&x).unwrap(), &want.forward(&x).unwrap()) < 1e-6);
     let want = candle_nn::RmsNorm::new(Tensor::ones(6, DType::F32, &Device::Cpu).unwrap(), 1e-6);
     assert!(abs_diff(&rms.forward(&x).unwrap(), &want.forward(&x).unwrap()) < 1e-6);

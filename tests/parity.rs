@@ -45,7 +45,10 @@ impl Reference {
     fn prepared(&self, image: &str) -> PreparedImage {
         let g = self.ids(image, "grid_thw");
         assert_eq!(g[0], 1);
-        PreparedImage { patches: self.get(image, "pixel_values"), grid: PatchGrid { rows: g[1] as usize, cols: g[2] as usize } }
+        PreparedImage {
+            patches: self.get(image, "pixel_values"),
+            grid: PatchGrid { rows: g[1] as usize, cols: g[2] as usize },
+        }
     }
 }
 
@@ -129,7 +132,16 @@ fn prompt_logits_match_reference() {
         let x = m.prompt_embeddings(&ids, 0..ids.len(), Some(&embeds)).unwrap();
         let (pos, _) = prompt_positions(&ids, ck.prompts.image_token_id(), &[img.grid], 2).unwrap();
         let layout = StepLayout { chunks: vec![SeqChunk { seq: 0, cached: 0, new: ids.len() }] };
-        let mut cache = DenseKvCache::new(1, t.num_hidden_layers, ids.len(), t.num_key_value_heads, t.head_dim, DType::F32, &Device::Cpu).unwrap();
+        let mut cache = DenseKvCache::new(
+            1,
+            t.num_hidden_layers,
+            ids.len(),
+            t.num_key_value_heads,
+            t.head_dim,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
         let hidden = m.decode_step(&x, &pos, &layout, &mut cache).unwrap();
         let diff = max_abs_diff(&m.logits(&hidden).unwrap(), &r.get(name, "prompt_logits"));
         println!("{name}: prompt logits max |Δ| = {diff:e}");

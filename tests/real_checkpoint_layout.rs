@@ -47,7 +47,8 @@ fn loader_requests_exactly_the_released_tensors() {
     PaddleOcrVl::new(cfg, vb).unwrap();
 
     let listing: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures.join("paddleocr_vl_real_tensors.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("paddleocr_vl_real_tensors.json")).unwrap())
+            .unwrap();
     let real: BTreeMap<String, Vec<usize>> = serde_json::from_value(listing["tensors"].clone()).unwrap();
     let requested = requests.lock().unwrap().clone();
 

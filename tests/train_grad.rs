@@ -9,7 +9,9 @@ use candle_nn::{VarBuilder, VarMap};
 
 use folio::models::kv::{DenseKvCache, KvCache, SeqChunk, StepLayout};
 use folio::models::no_cache::NoKvCache;
-use folio::models::paddleocr_vl::{prompt_positions, Config, ImageProcessor, PaddleOcrVl, PreparedImage, PreprocessorConfig, PromptBuilder, Task};
+use folio::models::paddleocr_vl::{
+    prompt_positions, Config, ImageProcessor, PaddleOcrVl, PreparedImage, PreprocessorConfig, PromptBuilder, Task,
+};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-paddleocr-vl")
@@ -90,7 +92,9 @@ fn no_kv_cache_forward_equals_the_dense_cache() {
     let (fresh, _) = forward(&model, &b, &mut NoKvCache);
     let t = &model.cfg.text;
     let longest = b.ids.iter().map(Vec::len).max().unwrap();
-    let mut dense = DenseKvCache::new(2, t.num_hidden_layers, longest, t.num_key_value_heads, t.head_dim, DType::F32, &Device::Cpu).unwrap();
+    let mut dense =
+        DenseKvCache::new(2, t.num_hidden_layers, longest, t.num_key_value_heads, t.head_dim, DType::F32, &Device::Cpu)
+            .unwrap();
     let (cached, _) = forward(&model, &b, &mut dense);
     let diff = scalar(&(fresh - cached).unwrap().abs().unwrap().max_all().unwrap());
     assert!(diff < 1e-6, "NoKvCache vs DenseKvCache max |Δ| = {diff:e}");
@@ -142,5 +146,10 @@ fn every_weight_gets_a_correct_gradient() {
         }
         assert!(err < 5e-3, "{name}: |g| = {norm:e}, finite-difference slope {slope:e}");
     }
-    println!("loss {l0:.4}; {} variables, all with gradients; worst |slope − |g|| / |g| = {:e} ({})", vars.len(), worst.0, worst.1);
+    println!(
+        "loss {l0:.4}; {} variables, all with gradients; worst |slope − |g|| / |g| = {:e} ({})",
+        vars.len(),
+        worst.0,
+        worst.1
+    );
 }

@@ -54,10 +54,7 @@ impl<C: Element> Setup<C> {
         for i in (1..free.len()).rev() {
             free.swap(i, rng.below(i + 1));
         }
-        let tables = shape
-            .iter()
-            .map(|&(_, c)| free.drain(..geom.blocks_for(c)).collect())
-            .collect();
+        let tables = shape.iter().map(|&(_, c)| free.drain(..geom.blocks_for(c)).collect()).collect();
         let pool = geom.pool_len(blocks).expect("pool");
         let tokens: usize = shape.iter().map(|&(q, _)| q).sum();
         Self {
@@ -78,18 +75,12 @@ impl<C: Element> Setup<C> {
             .zip(&self.tables)
             .map(|(&(q, c), t)| {
                 start += q;
-                SeqAttn {
-                    query_start: start - q,
-                    query_len: q,
-                    context_len: c,
-                    block_table: t,
-                }
+                SeqAttn { query_start: start - q, query_len: q, context_len: c, block_table: t }
             })
             .collect();
         let cache = KvCache::new(&self.keys, &self.values, self.geom).expect("cache");
         let scale = 1.0 / (HEAD_DIM as f32).sqrt();
-        paged_attention_with(isa, out, &self.queries, cache, &seqs, HEADS, scale)
-            .expect("attention");
+        paged_attention_with(isa, out, &self.queries, cache, &seqs, HEADS, scale).expect("attention");
     }
 
     /// Median (wall, CPU) seconds per call over `rounds` rounds of `iters` calls. CPU time is
@@ -131,10 +122,7 @@ fn cpu_time() -> Duration {
 }
 
 fn isas() -> Vec<Isa> {
-    [Isa::Portable, Isa::Avx2Fma]
-        .into_iter()
-        .filter(|i| i.is_available())
-        .collect()
+    [Isa::Portable, Isa::Avx2Fma].into_iter().filter(|i| i.is_available()).collect()
 }
 
 /// Whether every command-line filter word occurs in `label`.
@@ -148,9 +136,7 @@ fn selected(label: &str) -> bool {
 /// A `name=value` command-line override, e.g. `seqs=8`.
 fn setting(name: &str, default: usize) -> usize {
     let prefix = format!("{name}=");
-    std::env::args()
-        .find_map(|a| a.strip_prefix(&prefix).and_then(|v| v.parse().ok()))
-        .unwrap_or(default)
+    std::env::args().find_map(|a| a.strip_prefix(&prefix).and_then(|v| v.parse().ok())).unwrap_or(default)
 }
 
 fn decode<C: Element>(name: &str, rounds: usize) {
@@ -195,11 +181,7 @@ fn main() {
         "paged_attention, {} threads; {HEADS} heads, {KV_HEADS} kv heads, head_dim {HEAD_DIM}, block {BLOCK}",
         rayon::current_num_threads()
     );
-    println!(
-        "decode: {} seqs x {} context; median of {rounds} rounds",
-        setting("seqs", 32),
-        setting("ctx", 512)
-    );
+    println!("decode: {} seqs x {} context; median of {rounds} rounds", setting("seqs", 32), setting("ctx", 512));
     decode::<f32>("f32", rounds);
     decode::<bf16>("bf16", rounds);
     prefill::<f32>("f32", rounds.min(5));

@@ -22,23 +22,13 @@ pub struct CacheGeometry {
 impl CacheGeometry {
     /// Validates that every dimension is positive and that a block's element count fits `usize`.
     pub fn new(block_size: usize, kv_heads: usize, head_dim: usize) -> Result<Self, KernelError> {
-        let invalid = KernelError::InvalidGeometry {
-            block_size,
-            kv_heads,
-            head_dim,
-        };
+        let invalid = KernelError::InvalidGeometry { block_size, kv_heads, head_dim };
         if block_size == 0 || kv_heads == 0 || head_dim == 0 {
             return Err(invalid);
         }
-        let block = block_size
-            .checked_mul(kv_heads)
-            .and_then(|n| n.checked_mul(head_dim));
+        let block = block_size.checked_mul(kv_heads).and_then(|n| n.checked_mul(head_dim));
         match block {
-            Some(_) => Ok(Self {
-                block_size,
-                kv_heads,
-                head_dim,
-            }),
+            Some(_) => Ok(Self { block_size, kv_heads, head_dim }),
             None => Err(invalid),
         }
     }
@@ -89,11 +79,7 @@ impl CacheGeometry {
         }
         let block = self.block_len();
         if key_len % block != 0 {
-            return Err(KernelError::NotAMultiple {
-                what: "key/value cache",
-                len: key_len,
-                unit: block,
-            });
+            return Err(KernelError::NotAMultiple { what: "key/value cache", len: key_len, unit: block });
         }
         Ok(key_len / block)
     }
@@ -112,12 +98,7 @@ impl<'a, C> KvCache<'a, C> {
     /// Wraps the pools after checking they have equal length and hold whole blocks.
     pub fn new(keys: &'a [C], values: &'a [C], geom: CacheGeometry) -> Result<Self, KernelError> {
         let num_blocks = geom.num_blocks(keys.len(), values.len())?;
-        Ok(Self {
-            keys,
-            values,
-            geom,
-            num_blocks,
-        })
+        Ok(Self { keys, values, geom, num_blocks })
     }
 
     /// The pool geometry.
@@ -142,18 +123,9 @@ pub struct KvCacheMut<'a, C> {
 
 impl<'a, C> KvCacheMut<'a, C> {
     /// Wraps the pools after checking they have equal length and hold whole blocks.
-    pub fn new(
-        keys: &'a mut [C],
-        values: &'a mut [C],
-        geom: CacheGeometry,
-    ) -> Result<Self, KernelError> {
+    pub fn new(keys: &'a mut [C], values: &'a mut [C], geom: CacheGeometry) -> Result<Self, KernelError> {
         let num_blocks = geom.num_blocks(keys.len(), values.len())?;
-        Ok(Self {
-            keys,
-            values,
-            geom,
-            num_blocks,
-        })
+        Ok(Self { keys, values, geom, num_blocks })
     }
 
     /// The pool geometry.
@@ -173,11 +145,6 @@ impl<'a, C> KvCacheMut<'a, C> {
 
     /// Reborrows as a read-only view (e.g. to run attention right after a write).
     pub fn as_view(&self) -> KvCache<'_, C> {
-        KvCache {
-            keys: self.keys,
-            values: self.values,
-            geom: self.geom,
-            num_blocks: self.num_blocks,
-        }
+        KvCache { keys: self.keys, values: self.values, geom: self.geom, num_blocks: self.num_blocks }
     }
 }

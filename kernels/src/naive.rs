@@ -43,10 +43,7 @@ pub fn reference_attention<Q: Element, C: Element>(
             for h in 0..heads {
                 let kv = h / group;
                 let row = (tok * heads + h) * hd;
-                let q: Vec<f64> = queries[row..row + hd]
-                    .iter()
-                    .map(|x| f64::from(x.to_f32()))
-                    .collect();
+                let q: Vec<f64> = queries[row..row + hd].iter().map(|x| f64::from(x.to_f32())).collect();
                 let scores: Vec<f64> = (0..visible)
                     .map(|j| {
                         let kj = &k[(j * kvh + kv) * hd..(j * kvh + kv + 1) * hd];
@@ -57,11 +54,7 @@ pub fn reference_attention<Q: Element, C: Element>(
                 let weights: Vec<f64> = scores.iter().map(|x| (x - max).exp()).collect();
                 let total: f64 = weights.iter().sum();
                 for d in 0..hd {
-                    let acc: f64 = weights
-                        .iter()
-                        .enumerate()
-                        .map(|(j, w)| w * v[(j * kvh + kv) * hd + d])
-                        .sum();
+                    let acc: f64 = weights.iter().enumerate().map(|(j, w)| w * v[(j * kvh + kv) * hd + d]).sum();
                     out[row + d] = (acc / total) as f32;
                 }
             }

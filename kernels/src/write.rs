@@ -21,34 +21,21 @@ pub fn write_kv<T: Element, C: Element>(
     slots: &[u32],
 ) -> Result<(), KernelError> {
     let row = cache.geom.slot_len();
-    let expected = slots
-        .len()
-        .checked_mul(row)
-        .ok_or(KernelError::LengthMismatch {
-            what: "keys",
-            expected: usize::MAX,
-            actual: keys.len(),
-        })?;
+    let expected = slots.len().checked_mul(row).ok_or(KernelError::LengthMismatch {
+        what: "keys",
+        expected: usize::MAX,
+        actual: keys.len(),
+    })?;
     for (what, len) in [("keys", keys.len()), ("values", values.len())] {
         if len != expected {
-            return Err(KernelError::LengthMismatch {
-                what,
-                expected,
-                actual: len,
-            });
+            return Err(KernelError::LengthMismatch { what, expected, actual: len });
         }
     }
     let num_slots = cache.num_slots();
-    if let Some((token, &slot)) = slots
-        .iter()
-        .enumerate()
-        .find(|(_, &s)| usize::try_from(s).map_or(true, |s| s >= num_slots))
+    if let Some((token, &slot)) =
+        slots.iter().enumerate().find(|(_, &s)| usize::try_from(s).map_or(true, |s| s >= num_slots))
     {
-        return Err(KernelError::SlotOutOfRange {
-            token,
-            slot,
-            num_slots,
-        });
+        return Err(KernelError::SlotOutOfRange { token, slot, num_slots });
     }
 
     let rows = keys.chunks_exact(row).zip(values.chunks_exact(row));

@@ -17,16 +17,7 @@ const BF16_REL: f32 = 1.0 / 256.0;
 /// Runs `p` with `isa` and returns the outputs (rows start as NaN to catch unwritten ones).
 fn run<Q: Element, C: Element>(p: &Problem<Q, C>, isa: Isa) -> Vec<Q> {
     let mut out = vec![Q::from_f32(f32::NAN); p.queries.len()];
-    paged_attention_with(
-        isa,
-        &mut out,
-        &p.queries,
-        p.cache(),
-        &p.seqs(),
-        p.heads,
-        p.scale,
-    )
-    .expect("paged_attention");
+    paged_attention_with(isa, &mut out, &p.queries, p.cache(), &p.seqs(), p.heads, p.scale).expect("paged_attention");
     out
 }
 
@@ -45,11 +36,7 @@ fn check<Q: Element, C: Element>(p: &Problem<Q, C>, abs: f32, rel: f32, label: &
     for isa in isas() {
         let got = run(p, isa);
         let (err, ok) = compare(&got, &want, abs, rel);
-        assert!(
-            ok,
-            "{label} {isa:?}: max error {err:e} exceeds bound ({:?})",
-            p.specs
-        );
+        assert!(ok, "{label} {isa:?}: max error {err:e} exceeds bound ({:?})", p.specs);
         worst = worst.max(err);
     }
     worst
@@ -60,10 +47,7 @@ const BOUNDARY_LENS: [usize; 6] = [1, 15, 16, 17, 33, 64];
 #[test]
 fn decode_across_block_boundaries_gqa_and_head_dims() {
     let mut worst = 0.0f32;
-    for (seed, &(group, head_dim)) in [(1, 8), (2, 64), (8, 128), (1, 128), (2, 8), (8, 64)]
-        .iter()
-        .enumerate()
-    {
+    for (seed, &(group, head_dim)) in [(1, 8), (2, 64), (8, 128), (1, 128), (2, 8), (8, 64)].iter().enumerate() {
         let specs: Vec<Spec> = BOUNDARY_LENS.iter().map(|&n| decode(n)).collect();
         let p = Problem::<f32, f32>::new(seed as u64, 16, 2, group, head_dim, &specs, 1.0);
         worst = worst.max(check(&p, F32_TOL, 0.0, "decode"));
@@ -85,15 +69,8 @@ fn prefill_across_block_boundaries_gqa_and_head_dims() {
 #[test]
 fn chunked_prefill_with_cached_context() {
     // Chunks starting and ending on, inside and across block boundaries.
-    let specs = [
-        chunk(32, 16),
-        chunk(33, 17),
-        chunk(40, 7),
-        chunk(17, 2),
-        chunk(64, 31),
-        chunk(100, 50),
-        chunk(16, 15),
-    ];
+    let specs =
+        [chunk(32, 16), chunk(33, 17), chunk(40, 7), chunk(17, 2), chunk(64, 31), chunk(100, 50), chunk(16, 15)];
     let mut worst = 0.0f32;
     for (seed, &(group, head_dim)) in [(1, 128), (2, 64), (8, 8)].iter().enumerate() {
         let p = Problem::<f32, f32>::new(200 + seed as u64, 16, 2, group, head_dim, &specs, 1.0);
@@ -104,28 +81,9 @@ fn chunked_prefill_with_cached_context() {
 
 #[test]
 fn mixed_ragged_batch_in_one_call() {
-    let specs = [
-        decode(1),
-        prefill(37),
-        chunk(81, 9),
-        decode(16),
-        decode(200),
-        chunk(48, 32),
-        prefill(3),
-        decode(17),
-    ];
-    for (seed, &(kv_heads, group, head_dim)) in
-        [(2, 8, 128), (1, 2, 64), (4, 1, 8)].iter().enumerate()
-    {
-        let p = Problem::<f32, f32>::new(
-            300 + seed as u64,
-            16,
-            kv_heads,
-            group,
-            head_dim,
-            &specs,
-            1.0,
-        );
+    let specs = [decode(1), prefill(37), chunk(81, 9), decode(16), decode(200), chunk(48, 32), prefill(3), decode(17)];
+    for (seed, &(kv_heads, group, head_dim)) in [(2, 8, 128), (1, 2, 64), (4, 1, 8)].iter().enumerate() {
+        let p = Problem::<f32, f32>::new(300 + seed as u64, 16, kv_heads, group, head_dim, &specs, 1.0);
         let err = check(&p, F32_TOL, 0.0, "mixed batch");
         println!("mixed batch kv_heads {kv_heads} group {group} head_dim {head_dim}: max abs error {err:e}");
     }
@@ -152,13 +110,7 @@ fn peaky_softmax_is_stable() {
 
 #[test]
 fn bf16_cache_f32_activations() {
-    let specs = [
-        decode(1),
-        decode(33),
-        prefill(40),
-        chunk(70, 21),
-        decode(64),
-    ];
+    let specs = [decode(1), decode(33), prefill(40), chunk(70, 21), decode(64)];
     let mut worst = 0.0f32;
     for (seed, &(group, head_dim)) in [(8, 128), (1, 64), (2, 8)].iter().enumerate() {
         let p = Problem::<f32, bf16>::new(600 + seed as u64, 16, 2, group, head_dim, &specs, 1.0);
@@ -169,13 +121,7 @@ fn bf16_cache_f32_activations() {
 
 #[test]
 fn bf16_everywhere() {
-    let specs = [
-        decode(1),
-        decode(33),
-        prefill(40),
-        chunk(70, 21),
-        decode(64),
-    ];
+    let specs = [decode(1), decode(33), prefill(40), chunk(70, 21), decode(64)];
     let mut worst = 0.0f32;
     for (seed, &(group, head_dim)) in [(8, 128), (1, 64), (2, 8)].iter().enumerate() {
         let p = Problem::<bf16, bf16>::new(700 + seed as u64, 16, 2, group, head_dim, &specs, 1.0);
@@ -202,16 +148,8 @@ fn unowned_rows_are_untouched() {
 fn batch_invariance_bitwise() {
     // Each sequence computed alone must equal, bit for bit, the same sequence inside a large mixed
     // batch (other query rows, other neighbours, parallel scheduling), on every ISA.
-    let specs = [
-        decode(513),
-        prefill(70),
-        chunk(300, 40),
-        decode(17),
-        decode(1),
-        chunk(64, 16),
-        decode(1000),
-        prefill(5),
-    ];
+    let specs =
+        [decode(513), prefill(70), chunk(300, 40), decode(17), decode(1), chunk(64, 16), decode(1000), prefill(5)];
     let big = Problem::<f32, bf16>::new(900, 16, 2, 8, 128, &specs, 1.0);
     let reversed_order: Vec<usize> = (0..specs.len()).rev().collect();
     let reversed = big.select(&reversed_order);
@@ -222,11 +160,7 @@ fn batch_invariance_bitwise() {
             let alone = big.select(&[i]);
             let single = run(&alone, isa);
             let want = bits(big.rows_of(&batched, i));
-            assert_eq!(
-                want,
-                bits(&single),
-                "{isa:?}: sequence {i} differs alone vs batched"
-            );
+            assert_eq!(want, bits(&single), "{isa:?}: sequence {i} differs alone vs batched");
             let j = specs.len() - 1 - i;
             let got = bits(reversed.rows_of(&batched_rev, j));
             assert_eq!(want, got, "{isa:?}: sequence {i} differs in reversed batch");
@@ -239,10 +173,7 @@ fn thread_count_does_not_change_results() {
     let specs = [decode(700), prefill(120), chunk(500, 64), decode(33)];
     let p = Problem::<f32, f32>::new(1000, 16, 2, 8, 128, &specs, 1.0);
     let multi = run(&p, Isa::detect());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .expect("pool");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
     let single = pool.install(|| run(&p, Isa::detect()));
     assert_eq!(bits(&multi), bits(&single));
 }

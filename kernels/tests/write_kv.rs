@@ -4,9 +4,7 @@ mod common;
 
 use common::{bits, Rng};
 use folio_kernels::naive::reference_attention;
-use folio_kernels::{
-    bf16, paged_attention, write_kv, CacheGeometry, KernelError, KvCache, KvCacheMut, SeqAttn,
-};
+use folio_kernels::{bf16, paged_attention, write_kv, CacheGeometry, KernelError, KvCache, KvCacheMut, SeqAttn};
 
 fn geom() -> CacheGeometry {
     CacheGeometry::new(4, 2, 3).expect("geometry") // slot row = 6 elements, block = 24
@@ -33,10 +31,7 @@ fn rows_land_in_their_slots_and_nothing_else_changes() {
             }
             None => {
                 assert!(row_k.iter().all(|&x| x == -1.0), "key slot {slot} touched");
-                assert!(
-                    row_v.iter().all(|&x| x == -2.0),
-                    "value slot {slot} touched"
-                );
+                assert!(row_v.iter().all(|&x| x == -2.0), "value slot {slot} touched");
             }
         }
     }
@@ -77,36 +72,16 @@ fn bad_inputs_are_errors_and_leave_the_cache_alone() {
     let mut cache = KvCacheMut::new(&mut kp, &mut vp, g).expect("view");
     let row = [1.0f32; 12];
     let err = write_kv(&mut cache, &row, &row, &[0, 8]).expect_err("slot 8 of 8");
-    assert!(matches!(
-        err,
-        KernelError::SlotOutOfRange {
-            token: 1,
-            slot: 8,
-            num_slots: 8
-        }
-    ));
+    assert!(matches!(err, KernelError::SlotOutOfRange { token: 1, slot: 8, num_slots: 8 }));
     let err = write_kv(&mut cache, &row, &row, &[0, u32::MAX]).expect_err("huge slot");
     assert!(matches!(err, KernelError::SlotOutOfRange { .. }));
     let err = write_kv(&mut cache, &row[..11], &row, &[0, 1]).expect_err("short keys");
-    assert!(matches!(
-        err,
-        KernelError::LengthMismatch {
-            what: "keys",
-            expected: 12,
-            actual: 11
-        }
-    ));
+    assert!(matches!(err, KernelError::LengthMismatch { what: "keys", expected: 12, actual: 11 }));
     let err = write_kv(&mut cache, &row, &row[..6], &[0, 1]).expect_err("short values");
-    assert!(matches!(
-        err,
-        KernelError::LengthMismatch { what: "values", .. }
-    ));
+    assert!(matches!(err, KernelError::LengthMismatch { what: "values", .. }));
     let err = write_kv(&mut cache, &row, &row, &[0]).expect_err("too many rows");
     assert!(matches!(err, KernelError::LengthMismatch { .. }));
-    assert!(
-        kp.iter().chain(&vp).all(|&x| x == 0.0),
-        "a failed write changed the cache"
-    );
+    assert!(kp.iter().chain(&vp).all(|&x| x == 0.0), "a failed write changed the cache");
     // Nothing to write is fine.
     let mut cache = KvCacheMut::new(&mut kp, &mut vp, g).expect("view");
     write_kv::<f32, f32>(&mut cache, &[], &[], &[]).expect("empty write");
@@ -120,22 +95,11 @@ fn bad_pools_and_geometry_are_errors() {
     assert!(CacheGeometry::new(usize::MAX, 2, 2).is_err());
     let g = geom();
     let (mut a, mut b) = (vec![0.0f32; 24], vec![0.0f32; 48]);
-    assert!(matches!(
-        KvCacheMut::new(&mut a, &mut b, g),
-        Err(KernelError::LengthMismatch { .. })
-    ));
+    assert!(matches!(KvCacheMut::new(&mut a, &mut b, g), Err(KernelError::LengthMismatch { .. })));
     let (a, b) = (vec![0.0f32; 30], vec![0.0f32; 30]);
-    assert!(matches!(
-        KvCache::new(&a, &b, g),
-        Err(KernelError::NotAMultiple { .. })
-    ));
+    assert!(matches!(KvCache::new(&a, &b, g), Err(KernelError::NotAMultiple { .. })));
     let empty: [f32; 0] = [];
-    assert_eq!(
-        KvCache::new(&empty, &empty, g)
-            .expect("empty pool")
-            .num_blocks(),
-        0
-    );
+    assert_eq!(KvCache::new(&empty, &empty, g).expect("empty pool").num_blocks(), 0);
 }
 
 /// Writes a sequence's K/V step by step (prefill chunk, then decodes) into a paged pool with the
@@ -148,21 +112,11 @@ fn stepwise(table: &[u32], k: &[f32], v: &[f32], q: &[f32], steps: &[usize]) -> 
     let mut outputs = Vec::new();
     let mut done = 0;
     for &n in steps {
-        let slots: Vec<u32> = (done..done + n)
-            .map(|t| table[t / 4] * 4 + (t % 4) as u32)
-            .collect();
+        let slots: Vec<u32> = (done..done + n).map(|t| table[t / 4] * 4 + (t % 4) as u32).collect();
         let mut cache = KvCacheMut::new(&mut kp, &mut vp, g).expect("view");
-        let (kr, vr) = (
-            &k[done * slot_row..(done + n) * slot_row],
-            &v[done * slot_row..(done + n) * slot_row],
-        );
+        let (kr, vr) = (&k[done * slot_row..(done + n) * slot_row], &v[done * slot_row..(done + n) * slot_row]);
         write_kv(&mut cache, kr, vr, &slots).expect("write");
-        let seq = SeqAttn {
-            query_start: 0,
-            query_len: n,
-            context_len: done + n,
-            block_table: table,
-        };
+        let seq = SeqAttn { query_start: 0, query_len: n, context_len: done + n, block_table: table };
         let qs = &q[done * q_row..(done + n) * q_row];
         let mut out = vec![0.0f32; qs.len()];
         paged_attention(&mut out, qs, cache.as_view(), &[seq], heads, 0.35).expect("attend");

@@ -194,7 +194,11 @@ fn memory_sample() -> Result<(u64, u64, u64)> {
 
 fn soak(a: SoakArgs) -> Result<()> {
     let ck = a.model.load()?;
-    let weights: u64 = folio::models::paddleocr_vl::weight_files(&ck.dir)?.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let weights: u64 = folio::models::paddleocr_vl::weight_files(&ck.dir)?
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     let engine = a.engine.start(ck)?;
     let pool = engine.stats().kv_cache_bytes as u64;
     let stop = Arc::new(AtomicBool::new(false));

@@ -135,7 +135,8 @@ fn family_of(font: &str) -> &str {
 }
 
 fn lines(args: LinesArgs) -> Result<ExitCode> {
-    let gen = Generator::new(SynthConfig { seed: args.seed, ..SynthConfig::default() }).context("synthetic-data generator (fonts: run scripts/setup.sh)")?;
+    let gen = Generator::new(SynthConfig { seed: args.seed, ..SynthConfig::default() })
+        .context("synthetic-data generator (fonts: run scripts/setup.sh)")?;
     let ck = args.model.load()?;
     let model_dir = ck.dir.display().to_string();
     let engine = args.engine.start(ck)?;
@@ -148,9 +149,14 @@ fn lines(args: LinesArgs) -> Result<ExitCode> {
     let mut results: Vec<LineResult> = Vec::with_capacity(indices.len());
     let mut in_flight = VecDeque::new();
     for chunk in indices.chunks(WINDOW / 2) {
-        let samples = chunk.par_iter().map(|&i| gen.sample(args.split, i).map(|s| (i, s))).collect::<Result<Vec<_>>>()?;
+        let samples =
+            chunk.par_iter().map(|&i| gen.sample(args.split, i).map(|s| (i, s))).collect::<Result<Vec<_>>>()?;
         for (i, s) in samples {
-            let req = Request { images: vec![normalize_line(&s.image)], instruction: Task::Ocr.prompt().to_string(), sampling: sampling.clone() };
+            let req = Request {
+                images: vec![normalize_line(&s.image)],
+                instruction: Task::Ocr.prompt().to_string(),
+                sampling: sampling.clone(),
+            };
             in_flight.push_back((i, s.font, s.text, engine.submit(req)?));
         }
         while in_flight.len() > WINDOW / 2 {
@@ -168,9 +174,13 @@ fn lines(args: LinesArgs) -> Result<ExitCode> {
         total.add_counts(r.edits, r.chars);
         families.entry(family_of(&r.font).to_string()).or_default().add_counts(r.edits, r.chars);
     }
-    let by_family = families.into_iter().map(|(family, tally)| FamilyTally { family, cer: tally.cer(), tally }).collect();
+    let by_family =
+        families.into_iter().map(|(family, tally)| FamilyTally { family, cer: tally.cer(), tally }).collect();
     results.sort_by(|a, b| {
-        b.edits.cmp(&a.edits).then_with(|| (b.edits * a.chars.max(1)).cmp(&(a.edits * b.chars.max(1)))).then(a.index.cmp(&b.index))
+        b.edits
+            .cmp(&a.edits)
+            .then_with(|| (b.edits * a.chars.max(1)).cmp(&(a.edits * b.chars.max(1))))
+            .then(a.index.cmp(&b.index))
     });
     results.truncate(args.worst);
     let report = LinesReport {
@@ -222,7 +232,13 @@ fn print_lines_report(r: &LinesReport) {
     );
     println!("\nby font family:");
     for f in &r.by_family {
-        println!("  {:<28} CER {:>6.2}%  lines {:>4}  chars {:>6}", f.family, 100.0 * f.cer, f.tally.items, f.tally.chars);
+        println!(
+            "  {:<28} CER {:>6.2}%  lines {:>4}  chars {:>6}",
+            f.family,
+            100.0 * f.cer,
+            f.tally.items,
+            f.tally.chars
+        );
     }
     if !r.worst.is_empty() {
         println!("\nworst {} lines:", r.worst.len());
@@ -235,7 +251,8 @@ fn print_lines_report(r: &LinesReport) {
 }
 
 fn cer(args: CerArgs) -> Result<ExitCode> {
-    let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("{}: cannot read as UTF-8 text", p.display()));
+    let read =
+        |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("{}: cannot read as UTF-8 text", p.display()));
     let reference = normalize_whitespace(&read(&args.reference)?);
     let hypothesis = normalize_whitespace(&read(&args.hypothesis)?);
     let edits = levenshtein(&reference, &hypothesis);
@@ -250,7 +267,13 @@ fn cer(args: CerArgs) -> Result<ExitCode> {
         });
         println!("{out}");
     } else {
-        println!("CER {:.2}% ({} edits / {} reference chars; hypothesis {} chars)", 100.0 * t.cer(), edits, t.chars, char_count(&hypothesis));
+        println!(
+            "CER {:.2}% ({} edits / {} reference chars; hypothesis {} chars)",
+            100.0 * t.cer(),
+            edits,
+            t.chars,
+            char_count(&hypothesis)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

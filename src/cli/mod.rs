@@ -96,7 +96,10 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 
 /// Decodes an image with limits, so a hostile file cannot ask for gigabytes.
 pub fn load_image(path: &Path) -> Result<image::DynamicImage> {
-    let mut reader = image::ImageReader::open(path).context("cannot open file")?.with_guessed_format().context("cannot read file")?;
+    let mut reader = image::ImageReader::open(path)
+        .context("cannot open file")?
+        .with_guessed_format()
+        .context("cannot read file")?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(20_000);
     limits.max_image_height = Some(20_000);

@@ -70,11 +70,12 @@ pub fn run(args: OcrArgs) -> Result<ExitCode> {
                     sampling: SamplingParams::greedy(max_tokens),
                 })
             });
-            submitted.map_err(|e| {
-                eprintln!("error: {}: {e:#}", path.display());
-                failed += 1;
-            })
-            .ok()
+            submitted
+                .map_err(|e| {
+                    eprintln!("error: {}: {e:#}", path.display());
+                    failed += 1;
+                })
+                .ok()
         })
         .collect();
     let many = args.images.len() > 1;
@@ -148,6 +149,13 @@ fn run_pages(args: OcrArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&json)?);
     }
     let stats = engine.stats();
-    tracing::info!(pages = paths.len(), secs = started.elapsed().as_secs_f32(), steps = stats.steps, tokens = stats.generated_tokens, preemptions = stats.preemptions, "done");
+    tracing::info!(
+        pages = paths.len(),
+        secs = started.elapsed().as_secs_f32(),
+        steps = stats.steps,
+        tokens = stats.generated_tokens,
+        preemptions = stats.preemptions,
+        "done"
+    );
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -113,7 +113,9 @@ impl EngineCore {
             .sched
             .retire_finished()
             .into_iter()
-            .filter_map(|seq| seq.finished.filter(|r| *r != FinishReason::Aborted).map(|r| (seq.events.clone(), r, seq.usage())))
+            .filter_map(|seq| {
+                seq.finished.filter(|r| *r != FinishReason::Aborted).map(|r| (seq.events.clone(), r, seq.usage()))
+            })
             .collect(); // the retired sequences drop here, returning their blocks
         self.publish_stats();
         for (events, reason, usage) in endings {
@@ -194,7 +196,8 @@ impl EngineCore {
 
     /// Encodes, in one vision batch, the images of every scheduled sequence that needs them.
     fn encode_images(&mut self, plan: &Plan) -> Result<()> {
-        let needy: Vec<usize> = plan.chunks.iter().map(|c| c.index).filter(|&i| self.sched.running[i].needs_vision()).collect();
+        let needy: Vec<usize> =
+            plan.chunks.iter().map(|c| c.index).filter(|&i| self.sched.running[i].needs_vision()).collect();
         if needy.is_empty() {
             return Ok(());
         }

@@ -52,7 +52,15 @@ pub fn generate_greedy(ck: &Checkpoint, requests: &[ImageRequest]) -> Result<Vec
     }
     let capacity = seqs.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(0);
     let t = &model.cfg.text;
-    let mut cache = DenseKvCache::new(seqs.len(), t.num_hidden_layers, capacity, t.num_key_value_heads, t.head_dim, model.text_dtype(), model.device())?;
+    let mut cache = DenseKvCache::new(
+        seqs.len(),
+        t.num_hidden_layers,
+        capacity,
+        t.num_key_value_heads,
+        t.head_dim,
+        model.text_dtype(),
+        model.device(),
+    )?;
 
     // Prefill: every prompt in one packed step.
     let mut embeds = Vec::with_capacity(seqs.len());

@@ -52,7 +52,8 @@ impl KvPool {
 
     pub fn new(layers: usize, num_blocks: usize, geom: CacheGeometry, dtype: DType) -> Result<Self> {
         let Some(len) = geom.pool_len(num_blocks) else { bail!("KV pool of {num_blocks} blocks overflows") };
-        let layers = (0..layers).map(|_| Ok((Rows::zeros(dtype, len)?, Rows::zeros(dtype, len)?))).collect::<Result<_>>()?;
+        let layers =
+            (0..layers).map(|_| Ok((Rows::zeros(dtype, len)?, Rows::zeros(dtype, len)?))).collect::<Result<_>>()?;
         Ok(Self { layers, geom, num_blocks, dtype })
     }
 
@@ -94,7 +95,15 @@ pub struct PagedStep<'a> {
 }
 
 impl KvCache for PagedStep<'_> {
-    fn attend(&mut self, layer: usize, layout: &StepLayout, q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
+    fn attend(
+        &mut self,
+        layer: usize,
+        layout: &StepLayout,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        scale: f64,
+    ) -> candle_core::Result<Tensor> {
         let (tokens, heads, head_dim) = q.dims3()?;
         let seqs: Vec<SeqAttn> = {
             let mut start = 0;
@@ -102,7 +111,12 @@ impl KvCache for PagedStep<'_> {
                 .chunks
                 .iter()
                 .map(|c| {
-                    let s = SeqAttn { query_start: start, query_len: c.new, context_len: c.cached + c.new, block_table: self.tables[c.seq] };
+                    let s = SeqAttn {
+                        query_start: start,
+                        query_len: c.new,
+                        context_len: c.cached + c.new,
+                        block_table: self.tables[c.seq],
+                    };
                     start += c.new;
                     s
                 })
@@ -112,8 +126,12 @@ impl KvCache for PagedStep<'_> {
         let Some((keys, values)) = self.pool.layers.get_mut(layer) else { candle_core::bail!("no KV layer {layer}") };
         let shape = (tokens, heads, head_dim);
         match (keys, values) {
-            (Rows::F32(kp), Rows::F32(vp)) => Tensor::from_vec(run(kp, vp, geom, &self.slots, &seqs, q, k, v, heads, scale)?, shape, q.device()),
-            (Rows::Bf16(kp), Rows::Bf16(vp)) => Tensor::from_vec(run(kp, vp, geom, &self.slots, &seqs, q, k, v, heads, scale)?, shape, q.device()),
+            (Rows::F32(kp), Rows::F32(vp)) => {
+                Tensor::from_vec(run(kp, vp, geom, &self.slots, &seqs, q, k, v, heads, scale)?, shape, q.device())
+            }
+            (Rows::Bf16(kp), Rows::Bf16(vp)) => {
+                Tensor::from_vec(run(kp, vp, geom, &self.slots, &seqs, q, k, v, heads, scale)?, shape, q.device())
+            }
             _ => candle_core::bail!("mixed KV pool dtypes"),
         }
     }
@@ -173,7 +191,9 @@ mod tests {
         // (cached, new) per sequence for three steps: prefill chunks of different sizes, then decodes.
         let steps = [[(0, 5), (0, 3), (0, 9)], [(5, 6), (3, 1), (9, 1)], [(11, 1), (4, 1), (10, 1)]];
         for step in steps {
-            let layout = StepLayout { chunks: step.iter().enumerate().map(|(i, &(cached, new))| SeqChunk { seq: i, cached, new }).collect() };
+            let layout = StepLayout {
+                chunks: step.iter().enumerate().map(|(i, &(cached, new))| SeqChunk { seq: i, cached, new }).collect(),
+            };
             let t = layout.total_new();
             let q = Tensor::randn(0f32, 1.0, (t, heads, d), &dev)?;
             let k = Tensor::randn(0f32, 1.0, (t, kv_heads, d), &dev)?;

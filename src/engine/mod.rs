@@ -129,7 +129,8 @@ impl Engine {
     /// Reserves the KV pool and starts the engine thread.
     pub fn start(ck: Arc<Checkpoint>, cfg: EngineConfig) -> Result<Self> {
         let t = &ck.model.cfg.text;
-        let geom = CacheGeometry::new(cfg.block_size, t.num_key_value_heads, t.head_dim).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let geom = CacheGeometry::new(cfg.block_size, t.num_key_value_heads, t.head_dim)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let dtype = ck.model.text_dtype();
         let per_block = KvPool::block_bytes(t.num_hidden_layers, geom, dtype);
         let num_blocks = cfg.kv_cache_memory / per_block;
@@ -150,10 +151,26 @@ impl Engine {
         let core_ck = ck.clone();
         let thread = std::thread::Builder::new().name("folio-engine".into()).spawn(move || {
             let blocks = BlockPool::new(num_blocks);
-            let core = EngineCore { ck: core_ck, pool, blocks, sched: Scheduler::new(sched_cfg), generated_tokens: 0, steps: 0, stats_tx, rate_window: Default::default() };
+            let core = EngineCore {
+                ck: core_ck,
+                pool,
+                blocks,
+                sched: Scheduler::new(sched_cfg),
+                generated_tokens: 0,
+                steps: 0,
+                stats_tx,
+                rate_window: Default::default(),
+            };
             run_loop(core, rx);
         })?;
-        Ok(Self { ck, commands: Some(tx), stats: stats_rx, next_id: AtomicU64::new(1), pool_tokens: num_blocks * cfg.block_size, thread: Some(thread) })
+        Ok(Self {
+            ck,
+            commands: Some(tx),
+            stats: stats_rx,
+            next_id: AtomicU64::new(1),
+            pool_tokens: num_blocks * cfg.block_size,
+            thread: Some(thread),
+        })
     }
 
     pub fn checkpoint(&self) -> &Checkpoint {
@@ -177,7 +194,15 @@ impl Engine {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio_mpsc::unbounded_channel();
         let seed = rand::random::<u64>();
-        let new = NewRequest { id, prompt, positions, next_position, images, sampler: Sampler::new(req.sampling, seed), events: tx };
+        let new = NewRequest {
+            id,
+            prompt,
+            positions,
+            next_position,
+            images,
+            sampler: Sampler::new(req.sampling, seed),
+            events: tx,
+        };
         self.send(Command::Submit(Box::new(new)))?;
         Ok(RequestStream { id, events: rx })
     }

@@ -112,7 +112,8 @@ impl Scheduler {
 
     /// Removes finished sequences (their blocks return to the pool as they drop).
     pub fn retire_finished(&mut self) -> Vec<Sequence> {
-        let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.running).into_iter().partition(|s| s.finished.is_some());
+        let (done, running): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.running).into_iter().partition(|s| s.finished.is_some());
         self.running = running;
         done
     }

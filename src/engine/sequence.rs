@@ -35,8 +35,14 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// New text (possibly empty while a multi-byte character is incomplete) and the tokens behind it.
-    Delta { text: String, tokens: Vec<u32> },
-    Done { reason: FinishReason, usage: Usage },
+    Delta {
+        text: String,
+        tokens: Vec<u32>,
+    },
+    Done {
+        reason: FinishReason,
+        usage: Usage,
+    },
     Error(String),
 }
 
@@ -151,7 +157,9 @@ impl Sequence {
         // A stop token can only be the last one, and it is not text.
         let generated = &self.tokens[self.prompt_len..];
         let text_tokens = match generated.last() {
-            Some(t) if stop_ids.contains(t) || self.sampler.params().stop_token_ids.contains(t) => &generated[..generated.len() - 1],
+            Some(t) if stop_ids.contains(t) || self.sampler.params().stop_token_ids.contains(t) => {
+                &generated[..generated.len() - 1]
+            }
             _ => generated,
         };
         let stops = &self.sampler.params().stop;
@@ -166,7 +174,11 @@ impl Sequence {
     }
 
     pub fn usage(&self) -> Usage {
-        Usage { prompt_tokens: self.prompt_len, completion_tokens: self.generated().len(), preemptions: self.preemptions }
+        Usage {
+            prompt_tokens: self.prompt_len,
+            completion_tokens: self.generated().len(),
+            preemptions: self.preemptions,
+        }
     }
 }
 

@@ -49,7 +49,15 @@ pub trait KvCache {
     /// `q`: `(tokens, heads, head_dim)`; `k`, `v`: `(tokens, kv_heads, head_dim)` for this step's new
     /// tokens packed as in `layout`. Stores `k`/`v` for `layer` and returns `(tokens, heads, head_dim)`:
     /// each token attends causally over its own sequence's cached and new keys.
-    fn attend(&mut self, layer: usize, layout: &StepLayout, q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor>;
+    fn attend(
+        &mut self,
+        layer: usize,
+        layout: &StepLayout,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        scale: f64,
+    ) -> Result<Tensor>;
 }
 
 /// Each sequence owns preallocated contiguous rows of `capacity` tokens per layer. Simple and exact;
@@ -61,7 +69,15 @@ pub struct DenseKvCache {
 }
 
 impl DenseKvCache {
-    pub fn new(seqs: usize, layers: usize, capacity: usize, kv_heads: usize, head_dim: usize, dtype: DType, dev: &Device) -> Result<Self> {
+    pub fn new(
+        seqs: usize,
+        layers: usize,
+        capacity: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Self> {
         let rows = || Tensor::zeros((capacity, kv_heads, head_dim), dtype, dev);
         let slots = (0..seqs)
             .map(|_| (0..layers).map(|_| Ok((rows()?, rows()?))).collect::<Result<Vec<_>>>())
@@ -75,7 +91,15 @@ impl DenseKvCache {
 }
 
 impl KvCache for DenseKvCache {
-    fn attend(&mut self, layer: usize, layout: &StepLayout, q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    fn attend(
+        &mut self,
+        layer: usize,
+        layout: &StepLayout,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        scale: f64,
+    ) -> Result<Tensor> {
         let mut outs = Vec::with_capacity(layout.chunks.len());
         let mut start = 0;
         for c in &layout.chunks {
@@ -89,7 +113,13 @@ impl KvCache for DenseKvCache {
             keys.slice_set(&k.narrow(0, start, c.new)?.contiguous()?, 0, c.cached)?;
             values.slice_set(&v.narrow(0, start, c.new)?.contiguous()?, 0, c.cached)?;
             let q = q.narrow(0, start, c.new)?;
-            outs.push(dense_attention(&q, &keys.narrow(0, 0, end)?, &values.narrow(0, 0, end)?, scale, Some(c.cached))?);
+            outs.push(dense_attention(
+                &q,
+                &keys.narrow(0, 0, end)?,
+                &values.narrow(0, 0, end)?,
+                scale,
+                Some(c.cached),
+            )?);
             start += c.new;
         }
         Tensor::cat(&outs, 0)

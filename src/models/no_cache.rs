@@ -13,12 +13,24 @@ use super::paddleocr_vl::attention::dense_attention;
 pub struct NoKvCache;
 
 impl KvCache for NoKvCache {
-    fn attend(&mut self, layer: usize, layout: &StepLayout, q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    fn attend(
+        &mut self,
+        layer: usize,
+        layout: &StepLayout,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        scale: f64,
+    ) -> Result<Tensor> {
         let mut outs = Vec::with_capacity(layout.chunks.len());
         let mut start = 0;
         for c in &layout.chunks {
             if c.cached != 0 {
-                candle_core::bail!("NoKvCache: sequence {} has {} cached tokens at layer {layer}; it keeps none", c.seq, c.cached);
+                candle_core::bail!(
+                    "NoKvCache: sequence {} has {} cached tokens at layer {layer}; it keeps none",
+                    c.seq,
+                    c.cached
+                );
             }
             let part = |t: &Tensor| t.narrow(0, start, c.new);
             outs.push(dense_attention(&part(q)?, &part(k)?, &part(v)?, scale, Some(0))?);

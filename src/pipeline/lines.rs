@@ -264,7 +264,8 @@ pub fn find_lines_gray(gray: &GrayImage, opts: &LineFinderOptions) -> Vec<LineBo
 fn is_rule(raw: &[u8], w: usize, b: &Band, is_ink: &impl Fn(u8) -> bool, med: f32) -> bool {
     (b.y0..b.y1).all(|y| {
         let row = &raw[y * w..(y + 1) * w];
-        let (Some(first), Some(last)) = (row.iter().position(|&v| is_ink(v)), row.iter().rposition(|&v| is_ink(v))) else {
+        let (Some(first), Some(last)) = (row.iter().position(|&v| is_ink(v)), row.iter().rposition(|&v| is_ink(v)))
+        else {
             return false;
         };
         let span = last + 1 - first;

@@ -91,7 +91,8 @@ fn column_ink(crop: &GrayImage) -> Vec<u32> {
     let (w, h) = crop.dimensions();
     let t = otsu_threshold(crop);
     let raw = crop.as_raw();
-    let dark_edge = (0..h).filter(|&y| crop.get_pixel(0, y).0[0] <= t).count() + (0..h).filter(|&y| crop.get_pixel(w - 1, y).0[0] <= t).count();
+    let dark_edge = (0..h).filter(|&y| crop.get_pixel(0, y).0[0] <= t).count()
+        + (0..h).filter(|&y| crop.get_pixel(w - 1, y).0[0] <= t).count();
     let invert = dark_edge > h as usize;
     let margin = (h as f32 * 0.1).round() as u32;
     let (r0, r1) = if h > 2 * margin + 2 { (margin, h - margin) } else { (0, h) };
@@ -106,7 +107,16 @@ fn column_ink(crop: &GrayImage) -> Vec<u32> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn split_range(cols: &[u32], gaps: &[(u32, u32)], x0: u32, x1: u32, space_before: bool, max_px: u32, space_px: f32, out: &mut Vec<Piece>) {
+fn split_range(
+    cols: &[u32],
+    gaps: &[(u32, u32)],
+    x0: u32,
+    x1: u32,
+    space_before: bool,
+    max_px: u32,
+    space_px: f32,
+    out: &mut Vec<Piece>,
+) {
     let len = x1 - x0;
     if len <= max_px || len < 2 {
         out.push(Piece { x0, x1, space_before });
@@ -116,10 +126,9 @@ fn split_range(cols: &[u32], gaps: &[(u32, u32)], x0: u32, x1: u32, space_before
     let inside: Vec<(u32, u32)> = gaps.iter().copied().filter(|&(s, e)| s > x0 && e < x1).collect();
     let centre = |&(s, e): &(u32, u32)| (s + e) as f32 / 2.0;
     let (lo, hi) = (x0 as f32 + len as f32 / 4.0, x1 as f32 - len as f32 / 4.0);
-    let middle = inside
-        .iter()
-        .filter(|g| (lo..=hi).contains(&centre(g)))
-        .max_by(|a, b| (a.1 - a.0).cmp(&(b.1 - b.0)).then_with(|| (centre(b) - mid).abs().total_cmp(&(centre(a) - mid).abs())));
+    let middle = inside.iter().filter(|g| (lo..=hi).contains(&centre(g))).max_by(|a, b| {
+        (a.1 - a.0).cmp(&(b.1 - b.0)).then_with(|| (centre(b) - mid).abs().total_cmp(&(centre(a) - mid).abs()))
+    });
     let nearest = || inside.iter().min_by(|a, b| (centre(a) - mid).abs().total_cmp(&(centre(b) - mid).abs()));
     let (cut, space) = match middle.or_else(nearest) {
         Some(&(s, e)) => ((s + e) / 2, (e - s) as f32 >= space_px),
@@ -127,7 +136,9 @@ fn split_range(cols: &[u32], gaps: &[(u32, u32)], x0: u32, x1: u32, space_before
             // No blank column at all: the least-inked column in the middle half, nearest the middle.
             let (a, b) = ((lo as u32).max(x0 + 1), (hi as u32).min(x1 - 1).max(x0 + 1));
             let best = (a..=b).min_by(|&p, &q| {
-                cols[p as usize].cmp(&cols[q as usize]).then_with(|| (p as f32 - mid).abs().total_cmp(&(q as f32 - mid).abs()))
+                cols[p as usize]
+                    .cmp(&cols[q as usize])
+                    .then_with(|| (p as f32 - mid).abs().total_cmp(&(q as f32 - mid).abs()))
             });
             (best.unwrap_or(x0 + len / 2), false)
         }
@@ -152,7 +163,12 @@ pub struct PageOptions {
 
 impl Default for PageOptions {
     fn default() -> Self {
-        PageOptions { lines: LineFinderOptions::default(), max_line_width: MAX_LINE_WIDTH, max_tokens: 128, max_in_flight: 256 }
+        PageOptions {
+            lines: LineFinderOptions::default(),
+            max_line_width: MAX_LINE_WIDTH,
+            max_tokens: 128,
+            max_in_flight: 256,
+        }
     }
 }
 
@@ -209,7 +225,9 @@ pub fn cut_page(page: &DynamicImage, opts: &PageOptions) -> Vec<LineCrops> {
                 .collect();
             let images = pieces
                 .iter()
-                .map(|p| normalize_line(&image::imageops::crop_imm(&rgb, p.x0, b.y0, p.x1 - p.x0, b.height()).to_image()))
+                .map(|p| {
+                    normalize_line(&image::imageops::crop_imm(&rgb, p.x0, b.y0, p.x1 - p.x0, b.height()).to_image())
+                })
                 .collect();
             LineCrops { bbox: b, pieces, images }
         })
@@ -260,7 +278,8 @@ pub fn read_pages(engine: &Engine, pages: &[DynamicImage], opts: &PageOptions) -
     loop {
         while in_flight.len() < opts.max_in_flight.max(1) {
             let Some((pi, li, k, img)) = jobs.pop_front() else { break };
-            let req = Request { images: vec![img], instruction: Task::Ocr.prompt().to_string(), sampling: sampling.clone() };
+            let req =
+                Request { images: vec![img], instruction: Task::Ocr.prompt().to_string(), sampling: sampling.clone() };
             in_flight.push_back((pi, li, k, engine.submit(req)));
         }
         let Some((pi, li, k, stream)) = in_flight.pop_front() else { break };

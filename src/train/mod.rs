@@ -25,7 +25,9 @@ use serde_json::json;
 
 use crate::models::kv::{SeqChunk, StepLayout};
 use crate::models::no_cache::NoKvCache;
-use crate::models::paddleocr_vl::{prompt_positions, Config, ImageProcessor, PaddleOcrVl, PreparedImage, PreprocessorConfig, PromptBuilder, Task};
+use crate::models::paddleocr_vl::{
+    prompt_positions, Config, ImageProcessor, PaddleOcrVl, PreparedImage, PreprocessorConfig, PromptBuilder, Task,
+};
 use crate::synth::{Generator, Split, SynthConfig};
 use adamw::AdamW;
 

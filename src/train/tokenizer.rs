@@ -38,7 +38,8 @@ pub fn tokenizer_json(chars: &BTreeSet<char>) -> Value {
     }
     push("▁".to_string());
     let ascii = (b'!'..=b'~').map(char::from);
-    let all: BTreeSet<char> = chars.iter().copied().chain(ascii).filter(|c| !c.is_whitespace() && !c.is_control()).collect();
+    let all: BTreeSet<char> =
+        chars.iter().copied().chain(ascii).filter(|c| !c.is_whitespace() && !c.is_control()).collect();
     for c in all {
         push(c.to_string());
     }
@@ -100,7 +101,9 @@ mod tests {
         let enc = tok.encode("ab", false).unwrap();
         assert_eq!(enc.get_tokens(), ["▁", "a", "b"], "one token per character, after the leading space mark");
         assert_eq!(tok.token_to_id(IMAGE), Some(special_id(IMAGE)));
-        let prompt = tok.encode(format!("{CLS}User: {IMAGE_START}{IMAGE}{IMAGE_END}OCR:\nAssistant:\n").as_str(), false).unwrap();
+        let prompt = tok
+            .encode(format!("{CLS}User: {IMAGE_START}{IMAGE}{IMAGE_END}OCR:\nAssistant:\n").as_str(), false)
+            .unwrap();
         assert_eq!(prompt.get_ids()[0], special_id(CLS));
         assert!(prompt.get_ids().contains(&special_id(IMAGE)));
     }

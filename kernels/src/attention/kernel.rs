@@ -113,9 +113,7 @@ impl<Q: Element, C: Element> Job<'_, Q, C> {
             let base = row_base(block);
             // The next block's K/V rows are prefetched one row per key of this block, spreading
             // the misses over the block's work.
-            let next = table
-                .get(b + 1)
-                .map(|&nb| (row_base(nb), bs.min(last_visible - pos0 - bs)));
+            let next = table.get(b + 1).map(|&nb| (row_base(nb), bs.min(last_visible - pos0 - bs)));
             // First row that sees key `pos`: token t sees it iff pos < seen + t + 1.
             let first_row = |pos: usize| pos.saturating_sub(seen) * g;
 

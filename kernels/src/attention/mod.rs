@@ -129,14 +129,7 @@ pub fn paged_attention_with<Q: Element, C: Element>(
     let geom = cache.geom;
     let group = heads / geom.kv_heads();
     let tile_tokens = (TILE_ROWS / group).max(1);
-    let tiles = build_tiles(
-        out,
-        tokens,
-        seqs,
-        geom.kv_heads(),
-        group * geom.head_dim(),
-        tile_tokens,
-    )?;
+    let tiles = build_tiles(out, tokens, seqs, geom.kv_heads(), group * geom.head_dim(), tile_tokens)?;
 
     let job = Job {
         queries,
@@ -162,11 +155,7 @@ pub fn paged_attention_with<Q: Element, C: Element>(
             job.run(&mut tile, &mut scratch);
         }
     } else {
-        tiles
-            .into_par_iter()
-            .for_each_init(Scratch::default, |scratch, mut tile| {
-                job.run(&mut tile, scratch)
-            });
+        tiles.into_par_iter().for_each_init(Scratch::default, |scratch, mut tile| job.run(&mut tile, scratch));
     }
     Ok(())
 }
@@ -182,21 +171,16 @@ pub(crate) fn validate<C>(
 ) -> Result<usize, KernelError> {
     let geom = cache.geom;
     if heads == 0 || heads % geom.kv_heads() != 0 {
-        return Err(KernelError::HeadsNotMultipleOfKvHeads {
-            heads,
-            kv_heads: geom.kv_heads(),
-        });
+        return Err(KernelError::HeadsNotMultipleOfKvHeads { heads, kv_heads: geom.kv_heads() });
     }
     if !scale.is_finite() {
         return Err(KernelError::NonFiniteScale(scale));
     }
-    let row = heads
-        .checked_mul(geom.head_dim())
-        .ok_or(KernelError::NotAMultiple {
-            what: "queries",
-            len: queries_len,
-            unit: usize::MAX,
-        })?;
+    let row = heads.checked_mul(geom.head_dim()).ok_or(KernelError::NotAMultiple {
+        what: "queries",
+        len: queries_len,
+        unit: usize::MAX,
+    })?;
     if queries_len % row != 0 {
         return Err(KernelError::NotAMultiple {
             what: "queries (tokens × heads × head_dim)",
@@ -214,38 +198,19 @@ pub(crate) fn validate<C>(
     let tokens = queries_len / row;
     for (i, s) in seqs.iter().enumerate() {
         if s.query_len == 0 || s.query_len > s.context_len {
-            return Err(KernelError::InvalidQueryLen {
-                seq: i,
-                query_len: s.query_len,
-                context_len: s.context_len,
-            });
+            return Err(KernelError::InvalidQueryLen { seq: i, query_len: s.query_len, context_len: s.context_len });
         }
-        if s.query_start
-            .checked_add(s.query_len)
-            .is_none_or(|end| end > tokens)
-        {
-            return Err(KernelError::QueryOutOfRange {
-                seq: i,
-                start: s.query_start,
-                len: s.query_len,
-                tokens,
-            });
+        if s.query_start.checked_add(s.query_len).is_none_or(|end| end > tokens) {
+            return Err(KernelError::QueryOutOfRange { seq: i, start: s.query_start, len: s.query_len, tokens });
         }
         let needed = geom.blocks_for(s.context_len);
-        let table = s
-            .block_table
-            .get(..needed)
-            .ok_or(KernelError::BlockTableTooShort {
-                seq: i,
-                needed,
-                len: s.block_table.len(),
-            })?;
+        let table = s.block_table.get(..needed).ok_or(KernelError::BlockTableTooShort {
+            seq: i,
+            needed,
+            len: s.block_table.len(),
+        })?;
         if let Some(&block) = table.iter().find(|&&b| b as usize >= cache.num_blocks) {
-            return Err(KernelError::BlockOutOfRange {
-                seq: i,
-                block,
-                num_blocks: cache.num_blocks,
-            });
+            return Err(KernelError::BlockOutOfRange { seq: i, block, num_blocks: cache.num_blocks });
         }
     }
     Ok(tokens)
@@ -265,10 +230,7 @@ fn build_tiles<'o, Q>(
 ) -> Result<Vec<Tile<'o, Q>>, KernelError> {
     let mut pieces: Vec<Option<&'o mut [Q]>> = out.chunks_exact_mut(group_len).map(Some).collect();
     debug_assert_eq!(pieces.len(), tokens * kv_heads);
-    let count: usize = seqs
-        .iter()
-        .map(|s| s.query_len.div_ceil(tile_tokens) * kv_heads)
-        .sum();
+    let count: usize = seqs.iter().map(|s| s.query_len.div_ceil(tile_tokens) * kv_heads).sum();
     let mut tiles = Vec::with_capacity(count);
     for (si, s) in seqs.iter().enumerate() {
         for kv_head in 0..kv_heads {
@@ -282,12 +244,7 @@ fn build_tiles<'o, Q>(
                         .ok_or(KernelError::OverlappingQueries { seq: si, token })?;
                     outs.push(piece);
                 }
-                tiles.push(Tile {
-                    seq: si,
-                    kv_head,
-                    first,
-                    outs,
-                });
+                tiles.push(Tile { seq: si, kv_head, first, outs });
             }
         }
     }

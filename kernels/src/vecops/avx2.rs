@@ -72,35 +72,20 @@ impl VecOps for Avx2Fma {
     }
 
     #[inline(always)]
-    fn axpy_block<C: Element>(
-        acc: &mut [f32],
-        w: &[f32],
-        w_stride: usize,
-        v: &[C],
-        v_stride: usize,
-        counts: &[usize],
-    ) {
+    fn axpy_block<C: Element>(acc: &mut [f32], w: &[f32], w_stride: usize, v: &[C], v_stride: usize, counts: &[usize]) {
         let rows = counts.len();
         let n_max = counts.iter().copied().max().unwrap_or(0);
         if rows == 0 || n_max == 0 || acc.len() % rows != 0 {
             return;
         }
         let hd = acc.len() / rows;
-        let fits = (n_max - 1)
-            .checked_mul(v_stride)
-            .and_then(|x| x.checked_add(hd))
-            .is_some_and(|need| need <= v.len())
-            && counts
-                .iter()
-                .enumerate()
-                .all(|(r, &n)| n == 0 || r * w_stride + n <= w.len());
+        let fits =
+            (n_max - 1).checked_mul(v_stride).and_then(|x| x.checked_add(hd)).is_some_and(|need| need <= v.len())
+                && counts.iter().enumerate().all(|(r, &n)| n == 0 || r * w_stride + n <= w.len());
         if !fits || hd < 16 {
             for ((r, row), &n) in acc.chunks_exact_mut(hd).enumerate().zip(counts) {
                 for j in 0..n {
-                    if let (Some(&p), Some(x)) = (
-                        w.get(r * w_stride + j),
-                        v.get(j * v_stride..j * v_stride + hd),
-                    ) {
+                    if let (Some(&p), Some(x)) = (w.get(r * w_stride + j), v.get(j * v_stride..j * v_stride + hd)) {
                         Self::axpy(row, p, x);
                     }
                 }
@@ -108,12 +93,7 @@ impl VecOps for Avx2Fma {
             return;
         }
         let cols = hd / 16 * 16;
-        let geo = Geo {
-            hd,
-            cols,
-            w_stride,
-            v_stride,
-        };
+        let geo = Geo { hd, cols, w_stride, v_stride };
         // Groups of ROWS rows share keys 0..min(count); each row then finishes alone. Per element
         // the terms still arrive in ascending j, so grouping never changes a row's result.
         let mut r = 0;
@@ -265,14 +245,8 @@ unsafe fn dot<C: Element>(q: &[f32], k: &[C]) -> f32 {
     let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     for (qa, ka) in qc.zip(kc) {
         // In bounds: each chunk has exactly 16 elements.
-        let (q0, q1) = (
-            _mm256_loadu_ps(qa.as_ptr()),
-            _mm256_loadu_ps(qa.as_ptr().add(8)),
-        );
-        let (k0, k1) = (
-            C::load8_avx2(ka.as_ptr()),
-            C::load8_avx2(ka.as_ptr().add(8)),
-        );
+        let (q0, q1) = (_mm256_loadu_ps(qa.as_ptr()), _mm256_loadu_ps(qa.as_ptr().add(8)));
+        let (k0, k1) = (C::load8_avx2(ka.as_ptr()), C::load8_avx2(ka.as_ptr().add(8)));
         lo = _mm256_fmadd_ps(q0, k0, lo);
         hi = _mm256_fmadd_ps(q1, k1, hi);
     }
@@ -291,10 +265,7 @@ unsafe fn dot<C: Element>(q: &[f32], k: &[C]) -> f32 {
 pub(super) unsafe fn exp8(x: __m256) -> __m256 {
     const LN2_HI: f32 = 0.693_359_4; // 355 / 512
     const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
-    let x = _mm256_min_ps(
-        _mm256_max_ps(x, _mm256_set1_ps(-87.3)),
-        _mm256_set1_ps(88.0),
-    );
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_set1_ps(88.0));
     let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
         x,
         _mm256_set1_ps(std::f32::consts::LOG2_E),
@@ -306,15 +277,8 @@ pub(super) unsafe fn exp8(x: __m256) -> __m256 {
     for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
-    let y = _mm256_fmadd_ps(
-        p,
-        _mm256_mul_ps(r, r),
-        _mm256_add_ps(r, _mm256_set1_ps(1.0)),
-    );
-    let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-        _mm256_cvtps_epi32(n),
-        _mm256_set1_epi32(127),
-    ));
+    let y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+    let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)));
     _mm256_mul_ps(y, _mm256_castsi256_ps(bits))
 }
 

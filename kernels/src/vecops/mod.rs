@@ -58,21 +58,11 @@ pub(crate) trait VecOps {
     /// `hd`-element row `acc_r` of `acc` (one row per entry of `counts`), adding the terms in
     /// ascending `j` element by element — the same operations as `counts[r]` calls of `axpy`.
     #[inline(always)]
-    fn axpy_block<C: Element>(
-        acc: &mut [f32],
-        w: &[f32],
-        w_stride: usize,
-        v: &[C],
-        v_stride: usize,
-        counts: &[usize],
-    ) {
+    fn axpy_block<C: Element>(acc: &mut [f32], w: &[f32], w_stride: usize, v: &[C], v_stride: usize, counts: &[usize]) {
         let hd = acc.len() / counts.len().max(1);
         for ((r, acc), &n) in acc.chunks_exact_mut(hd.max(1)).enumerate().zip(counts) {
             for j in 0..n {
-                if let (Some(&p), Some(row)) = (
-                    w.get(r * w_stride + j),
-                    v.get(j * v_stride..j * v_stride + hd),
-                ) {
+                if let (Some(&p), Some(row)) = (w.get(r * w_stride + j), v.get(j * v_stride..j * v_stride + hd)) {
                     Self::axpy(acc, p, row);
                 }
             }
@@ -119,11 +109,7 @@ impl VecOps for Portable {
 /// bit for bit (checked by the tests below).
 #[inline(always)]
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-pub(crate) fn dot_scalar<C: Element>(
-    q: &[f32],
-    k: &[C],
-    madd: impl Fn(f32, f32, f32) -> f32,
-) -> f32 {
+pub(crate) fn dot_scalar<C: Element>(q: &[f32], k: &[C], madd: impl Fn(f32, f32, f32) -> f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let qc = q.chunks_exact(LANES);
     let kc = k.chunks_exact(LANES);
@@ -193,9 +179,7 @@ mod tests {
     fn data(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
             .map(|i| {
-                let x = (i as u32)
-                    .wrapping_mul(2_654_435_761)
-                    .wrapping_add(seed.wrapping_mul(97));
+                let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(97));
                 (x >> 8) as f32 / (1u32 << 24) as f32 - 0.5
             })
             .collect()
@@ -213,20 +197,9 @@ mod tests {
         for n in LENS {
             let (q, k) = (data(n, 1), data(n, 2));
             let kb = to_bf16(&k);
-            assert_eq!(
-                Portable::dot(&q, &k).to_bits(),
-                dot_scalar(&q, &k, plain).to_bits(),
-                "n {n}"
-            );
-            assert_eq!(
-                Portable::dot(&q, &kb).to_bits(),
-                dot_scalar(&q, &kb, plain).to_bits()
-            );
-            let exact: f64 = q
-                .iter()
-                .zip(&k)
-                .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                .sum();
+            assert_eq!(Portable::dot(&q, &k).to_bits(), dot_scalar(&q, &k, plain).to_bits(), "n {n}");
+            assert_eq!(Portable::dot(&q, &kb).to_bits(), dot_scalar(&q, &kb, plain).to_bits());
+            let exact: f64 = q.iter().zip(&k).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
             assert!((f64::from(Portable::dot(&q, &k)) - exact).abs() < 1e-5);
         }
     }
@@ -254,11 +227,7 @@ mod tests {
                     for (r, q_row) in q.chunks_exact(n).enumerate() {
                         let d = dot_scalar(q_row, &k, fused);
                         assert_eq!(checked::dot(q_row, &k).to_bits(), d.to_bits(), "n {n}");
-                        assert_eq!(
-                            out[r * stride].to_bits(),
-                            (d * 0.5).to_bits(),
-                            "n {n} rows {rows}"
-                        );
+                        assert_eq!(out[r * stride].to_bits(), (d * 0.5).to_bits(), "n {n} rows {rows}");
                         let db = dot_scalar(q_row, &kb, fused) * 0.5;
                         assert_eq!(out_b[r * stride].to_bits(), db.to_bits());
                     }
@@ -278,13 +247,7 @@ mod tests {
             let (v_stride, w_stride, keys) = (hd + 5, 16, 16);
             let v = data((keys - 1) * v_stride + hd, 7);
             let vb = to_bf16(&v);
-            for counts in [
-                vec![16; 8],
-                vec![3, 3, 4, 9, 16],
-                vec![0, 1, 2],
-                vec![5],
-                vec![0, 0, 16, 16, 16, 16, 2],
-            ] {
+            for counts in [vec![16; 8], vec![3, 3, 4, 9, 16], vec![0, 1, 2], vec![5], vec![0, 0, 16, 16, 16, 16, 2]] {
                 let rows = counts.len();
                 let w = data(rows * w_stride, 8);
                 let acc0 = data(rows * hd, 9);

@@ -36,9 +36,7 @@ impl Rng {
     }
 
     pub fn vec<T: Element>(&mut self, n: usize, amplitude: f32) -> Vec<T> {
-        (0..n)
-            .map(|_| T::from_f32(self.unit() * amplitude))
-            .collect()
+        (0..n).map(|_| T::from_f32(self.unit() * amplitude)).collect()
     }
 }
 
@@ -50,24 +48,15 @@ pub struct Spec {
 }
 
 pub fn decode(context_len: usize) -> Spec {
-    Spec {
-        context_len,
-        query_len: 1,
-    }
+    Spec { context_len, query_len: 1 }
 }
 
 pub fn prefill(context_len: usize) -> Spec {
-    Spec {
-        context_len,
-        query_len: context_len,
-    }
+    Spec { context_len, query_len: context_len }
 }
 
 pub fn chunk(context_len: usize, query_len: usize) -> Spec {
-    Spec {
-        context_len,
-        query_len,
-    }
+    Spec { context_len, query_len }
 }
 
 /// A random paged-attention problem: random pools (unused blocks hold garbage too), shuffled
@@ -187,14 +176,7 @@ impl<Q: Element, C: Element> Problem<Q, C> {
     }
 
     pub fn reference(&self) -> Vec<f32> {
-        reference_attention(
-            &self.queries,
-            self.cache(),
-            &self.seqs(),
-            self.heads,
-            self.scale,
-        )
-        .expect("reference")
+        reference_attention(&self.queries, self.cache(), &self.seqs(), self.heads, self.scale).expect("reference")
     }
 }
 

@@ -105,7 +105,17 @@ fn norm_param(vb: &VarBuilder, size: usize, names: [&str; 2], init: f64) -> Resu
 
 /// The type arithmetic happens in: f32, or f64 for f64 tensors.
 trait Acc:
-    Copy + Send + Sync + PartialOrd + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> + Neg<Output = Self> + AddAssign + 'static
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + 'static
 {
     const ZERO: Self;
     const ONE: Self;
@@ -233,7 +243,12 @@ const TASK_ELEMS: usize = 16 * 1024;
 /// Calls `f(row, out_row, state)` for every `width`-wide row of `out`, in parallel blocks of rows.
 /// Each block gets its own `state()`; the states come back in block order. The block size depends
 /// only on `width`, so reductions over the states are deterministic.
-fn for_rows<T: Send, S: Send>(out: &mut [T], width: usize, state: impl Fn() -> S + Sync, f: impl Fn(usize, &mut [T], &mut S) + Sync) -> Vec<S> {
+fn for_rows<T: Send, S: Send>(
+    out: &mut [T],
+    width: usize,
+    state: impl Fn() -> S + Sync,
+    f: impl Fn(usize, &mut [T], &mut S) + Sync,
+) -> Vec<S> {
     let rows_per_block = (TASK_ELEMS / width.max(1)).max(1);
     let block = |(b, chunk): (usize, &mut [T])| {
         let mut s = state();
@@ -343,7 +358,10 @@ mod tests {
         loop {
             let y = f32::from_bits(bits);
             let (ours, theirs) = (bf16_from_f32(y), bf16::from_f32(y));
-            assert!(ours.to_bits() == theirs.to_bits() || (ours.is_nan() && theirs.is_nan()), "{y:e}: {ours} vs {theirs}");
+            assert!(
+                ours.to_bits() == theirs.to_bits() || (ours.is_nan() && theirs.is_nan()),
+                "{y:e}: {ours} vs {theirs}"
+            );
             let back = ours.up();
             assert!(back.to_bits() == ours.to_f32().to_bits() || (back.is_nan() && y.is_nan()));
             bits = match bits.checked_add(4093) {

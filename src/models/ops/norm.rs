@@ -35,7 +35,13 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
 fn check_param(op: &str, x: &Tensor, p: &Tensor) -> Result<()> {
     let n = x.dim(D::Minus1)?;
     if p.dims() != [n] || p.dtype() != x.dtype() {
-        candle_core::bail!("{op}: parameter {:?} {:?} does not fit input {:?} {:?}", p.shape(), p.dtype(), x.shape(), x.dtype());
+        candle_core::bail!(
+            "{op}: parameter {:?} {:?} does not fit input {:?} {:?}",
+            p.shape(),
+            p.dtype(),
+            x.shape(),
+            x.dtype()
+        );
     }
     Ok(())
 }
@@ -109,7 +115,15 @@ impl CustomOp3 for RmsNormBwd {
         "folio-rms-norm-bwd"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let n = last_dim(l1)?;
         by_dtype!(s1.dtype(), self.name(), T => {
             let (x, w, g) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?, slice::<T>(s3, l3)?);
@@ -144,7 +158,15 @@ impl CustomOp3 for LayerNormOp {
         "folio-layer-norm"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let n = last_dim(l1)?;
         by_dtype!(s1.dtype(), self.name(), T => {
             let (x, w, b) = (slice::<T>(s1, l1)?, slice::<T>(s2, l2)?, slice::<T>(s3, l3)?);
@@ -162,7 +184,14 @@ impl CustomOp3 for LayerNormOp {
         })
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let packed = x.apply_op3_no_bwd(w, &g.contiguous()?, &LayerNormBwd { eps: self.eps })?;
         let rows = x.elem_count() / w.elem_count();
         let dx = packed.narrow(0, 0, rows)?.reshape(x.shape())?;
@@ -182,7 +211,15 @@ impl CustomOp3 for LayerNormBwd {
         "folio-layer-norm-bwd"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let n = last_dim(l1)?;
         by_dtype!(s1.dtype(), self.name(), T => {
             type A = <T as Elem>::A;

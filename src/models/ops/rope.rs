@@ -20,7 +20,13 @@ pub fn rope_thd(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
             _ => false,
         };
         if !ok || cs.dtype() != x.dtype() {
-            candle_core::bail!("rope_thd: cos/sin {:?} {:?} do not fit x {:?} {:?}", cs.shape(), cs.dtype(), x.shape(), x.dtype());
+            candle_core::bail!(
+                "rope_thd: cos/sin {:?} {:?} do not fit x {:?} {:?}",
+                cs.shape(),
+                cs.dtype(),
+                x.shape(),
+                x.dtype()
+            );
         }
     }
     if !x.device().is_cpu() {
@@ -56,7 +62,15 @@ impl CustomOp3 for RopeOp {
         "folio-rope-thd"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (_, t, h, d) = l1.shape().dims4()?;
         let half = d / 2;
         // Row stride of cos/sin per batch entry: 0 when one table serves every batch entry.
@@ -84,7 +98,14 @@ impl CustomOp3 for RopeOp {
         })
     }
 
-    fn bwd(&self, _x: &Tensor, cos: &Tensor, sin: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dx = g.contiguous()?.apply_op3_no_bwd(cos, sin, &RopeOp { inverse: !self.inverse })?;
         Ok((Some(dx), None, None))
     }

@@ -65,7 +65,13 @@ mod tests {
     use candle_core::Device;
 
     /// Straight from the definition, one head and one query at a time.
-    fn naive(q: &[Vec<Vec<f32>>], k: &[Vec<Vec<f32>>], v: &[Vec<Vec<f32>>], scale: f32, offset: Option<usize>) -> Vec<Vec<Vec<f32>>> {
+    fn naive(
+        q: &[Vec<Vec<f32>>],
+        k: &[Vec<Vec<f32>>],
+        v: &[Vec<Vec<f32>>],
+        scale: f32,
+        offset: Option<usize>,
+    ) -> Vec<Vec<Vec<f32>>> {
         let (heads, kv) = (q[0].len(), k[0].len());
         q.iter()
             .enumerate()
@@ -74,7 +80,9 @@ mod tests {
                     .map(|h| {
                         let kh = h / (heads / kv);
                         let visible = offset.map_or(k.len(), |o| o + i + 1);
-                        let s: Vec<f32> = (0..visible).map(|j| qi[h].iter().zip(&k[j][kh]).map(|(a, b)| a * b).sum::<f32>() * scale).collect();
+                        let s: Vec<f32> = (0..visible)
+                            .map(|j| qi[h].iter().zip(&k[j][kh]).map(|(a, b)| a * b).sum::<f32>() * scale)
+                            .collect();
                         let m = s.iter().cloned().fold(f32::MIN, f32::max);
                         let e: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
                         let z: f32 = e.iter().sum();
@@ -88,7 +96,9 @@ mod tests {
     #[test]
     fn matches_definition_with_gqa_and_causal_offset() -> Result<()> {
         let dev = Device::Cpu;
-        for (l, s, heads, kv, causal) in [(5, 5, 4, 2, None), (3, 7, 6, 2, Some(4)), (1, 9, 4, 1, Some(8)), (4, 4, 2, 2, Some(0))] {
+        for (l, s, heads, kv, causal) in
+            [(5, 5, 4, 2, None), (3, 7, 6, 2, Some(4)), (1, 9, 4, 1, Some(8)), (4, 4, 2, 2, Some(0))]
+        {
             let q = Tensor::randn(0f32, 1.0, (l, heads, 8), &dev)?;
             let k = Tensor::randn(0f32, 1.0, (s, kv, 8), &dev)?;
             let v = Tensor::randn(0f32, 1.0, (s, kv, 8), &dev)?;

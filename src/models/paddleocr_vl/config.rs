@@ -158,8 +158,7 @@ struct RawConfig {
 
 impl Config {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading model config {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading model config {}", path.display()))?;
         Self::from_json(&text).with_context(|| format!("parsing model config {}", path.display()))
     }
 
@@ -168,13 +167,9 @@ impl Config {
         let text_value = raw.text_config.unwrap_or(raw.rest);
         let t: RawText = serde_json::from_value(text_value).context("text (decoder) fields")?;
         let rope = t.rope_parameters.or(t.rope_scaling);
-        let rope_theta = t
-            .rope_theta
-            .or_else(|| rope.as_ref().and_then(|r| r.rope_theta))
-            .context("rope_theta is missing")?;
-        let section = rope
-            .and_then(|r| r.mrope_section)
-            .context("rope_scaling.mrope_section is missing")?;
+        let rope_theta =
+            t.rope_theta.or_else(|| rope.as_ref().and_then(|r| r.rope_theta)).context("rope_theta is missing")?;
+        let section = rope.and_then(|r| r.mrope_section).context("rope_scaling.mrope_section is missing")?;
         let head_dim = t.head_dim.unwrap_or(t.hidden_size / t.num_attention_heads);
         let mrope_section: [usize; 3] = match section.as_slice() {
             &[a, b, c] if a + b + c == head_dim / 2 => [a, b, c],
@@ -220,10 +215,19 @@ impl Config {
         }
         // The released model has image_size 384 and patch 14: a 27×27 table (the remainder is unused).
         if v.patch_size == 0 || v.image_size < v.patch_size || v.spatial_merge_size == 0 {
-            bail!("vision image_size {} / patch_size {} / merge {} are inconsistent", v.image_size, v.patch_size, v.spatial_merge_size);
+            bail!(
+                "vision image_size {} / patch_size {} / merge {} are inconsistent",
+                v.image_size,
+                v.patch_size,
+                v.spatial_merge_size
+            );
         }
         if t.num_key_value_heads == 0 || t.num_attention_heads % t.num_key_value_heads != 0 {
-            bail!("{} attention heads cannot be grouped over {} key/value heads", t.num_attention_heads, t.num_key_value_heads);
+            bail!(
+                "{} attention heads cannot be grouped over {} key/value heads",
+                t.num_attention_heads,
+                t.num_key_value_heads
+            );
         }
         if self.tokens.image_token_id as usize >= t.vocab_size {
             bail!("image_token_id {} is outside the vocabulary ({})", self.tokens.image_token_id, t.vocab_size);
@@ -268,8 +272,8 @@ struct RawSize {
 
 impl PreprocessorConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading preprocessor config {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading preprocessor config {}", path.display()))?;
         Self::from_json(&text).with_context(|| format!("parsing preprocessor config {}", path.display()))
     }
 

@@ -84,7 +84,12 @@ impl PaddleOcrVl {
 
     /// Embeddings of `ids[range]`, with image-token positions taken from `image_embeds` (all images
     /// of the prompt concatenated, in order; row `k` belongs to the `k`-th image token of `ids`).
-    pub fn prompt_embeddings(&self, ids: &[u32], range: std::ops::Range<usize>, image_embeds: Option<&Tensor>) -> Result<Tensor> {
+    pub fn prompt_embeddings(
+        &self,
+        ids: &[u32],
+        range: std::ops::Range<usize>,
+        image_embeds: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let image_id = self.cfg.tokens.image_token_id;
         let mut image_row = ids[..range.start].iter().filter(|&&id| id == image_id).count();
         let mut parts = Vec::new();
@@ -102,7 +107,8 @@ impl PaddleOcrVl {
             }
             i += run;
         }
-        let parts: Vec<Tensor> = parts.into_iter().map(|p| p.to_dtype(self.text_dtype())).collect::<candle_core::Result<_>>()?;
+        let parts: Vec<Tensor> =
+            parts.into_iter().map(|p| p.to_dtype(self.text_dtype())).collect::<candle_core::Result<_>>()?;
         Ok(Tensor::cat(&parts, 0)?)
     }
 
@@ -112,7 +118,13 @@ impl PaddleOcrVl {
     }
 
     /// One decoder step over a packed batch; returns final hidden states `(tokens, hidden)`.
-    pub fn decode_step(&self, embeds: &Tensor, positions: &[Position3], layout: &StepLayout, cache: &mut dyn KvCache) -> Result<Tensor> {
+    pub fn decode_step(
+        &self,
+        embeds: &Tensor,
+        positions: &[Position3],
+        layout: &StepLayout,
+        cache: &mut dyn KvCache,
+    ) -> Result<Tensor> {
         Ok(self.text.forward(embeds, positions, layout, cache)?)
     }
 
@@ -134,7 +146,8 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let index_path = dir.join("model.safetensors.index.json");
     let index: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&index_path).with_context(|| format!("{} has neither model.safetensors nor an index", dir.display()))?,
+        &std::fs::read_to_string(&index_path)
+            .with_context(|| format!("{} has neither model.safetensors nor an index", dir.display()))?,
     )
     .with_context(|| format!("parsing {}", index_path.display()))?;
     let map = index.get("weight_map").and_then(|m| m.as_object()).context("index without weight_map")?;

@@ -24,7 +24,13 @@ pub struct PreparedImage {
 
 /// Target (height, width): multiples of `factor`, area within `[min_pixels, max_pixels]`, aspect
 /// ratio kept as closely as possible.
-pub fn smart_resize(height: usize, width: usize, factor: usize, min_pixels: usize, max_pixels: usize) -> Result<(usize, usize)> {
+pub fn smart_resize(
+    height: usize,
+    width: usize,
+    factor: usize,
+    min_pixels: usize,
+    max_pixels: usize,
+) -> Result<(usize, usize)> {
     if height == 0 || width == 0 {
         bail!("image is empty ({width}x{height})");
     }

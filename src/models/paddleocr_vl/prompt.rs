@@ -72,7 +72,9 @@ impl PromptBuilder {
             Ok(t) => t,
             Err(_) => match tok_cfg.get("chat_template") {
                 Some(Value::String(t)) => t.clone(),
-                _ => bail!("{} has no chat_template.jinja and tokenizer_config.json has no chat_template", dir.display()),
+                _ => {
+                    bail!("{} has no chat_template.jinja and tokenizer_config.json has no chat_template", dir.display())
+                }
             },
         };
         let mut template_vars = Map::new();
@@ -83,11 +85,14 @@ impl PromptBuilder {
         }
         let mut stop_token_ids = cfg.eos_token_ids.clone();
         if let Some(gen) = read_json(&dir.join("generation_config.json"))? {
-            if let Some(ids) = gen.get("eos_token_id").cloned().and_then(|v| serde_json::from_value::<OneOrMany>(v).ok()) {
+            if let Some(ids) =
+                gen.get("eos_token_id").cloned().and_then(|v| serde_json::from_value::<OneOrMany>(v).ok())
+            {
                 stop_token_ids.extend(ids.into_vec());
             }
         }
-        if let Some(eos) = template_vars.get("eos_token").and_then(Value::as_str).and_then(|s| tokenizer.token_to_id(s)) {
+        if let Some(eos) = template_vars.get("eos_token").and_then(Value::as_str).and_then(|s| tokenizer.token_to_id(s))
+        {
             stop_token_ids.push(eos);
         }
         stop_token_ids.sort_unstable();
@@ -102,7 +107,14 @@ impl PromptBuilder {
                 *slot = is_byte;
             }
         }
-        Ok(Self { tokenizer, template, template_vars, image_token_id: cfg.tokens.image_token_id, stop_token_ids, byte_tokens })
+        Ok(Self {
+            tokenizer,
+            template,
+            template_vars,
+            image_token_id: cfg.tokens.image_token_id,
+            stop_token_ids,
+            byte_tokens,
+        })
     }
 
     pub fn stop_token_ids(&self) -> &[u32] {
@@ -164,7 +176,12 @@ impl PromptBuilder {
 /// lays out its merged grid `(rows/merge, cols/merge)` from the current position, after which the
 /// counter advances by the larger side of that grid (not by its token count). Returns the positions
 /// and the position of the next token.
-pub fn prompt_positions(ids: &[u32], image_token_id: u32, grids: &[PatchGrid], merge: usize) -> Result<(Vec<Position3>, u32)> {
+pub fn prompt_positions(
+    ids: &[u32],
+    image_token_id: u32,
+    grids: &[PatchGrid],
+    merge: usize,
+) -> Result<(Vec<Position3>, u32)> {
     let mut out = Vec::with_capacity(ids.len());
     let mut grids = grids.iter();
     let mut next = 0u32;

@@ -25,9 +25,8 @@ struct MultimodalRope {
 impl MultimodalRope {
     fn new(cfg: &TextConfig) -> Self {
         let half = cfg.head_dim / 2;
-        let inv_freq = (0..half)
-            .map(|i| 1.0 / (cfg.rope_theta as f32).powf((2 * i) as f32 / cfg.head_dim as f32))
-            .collect();
+        let inv_freq =
+            (0..half).map(|i| 1.0 / (cfg.rope_theta as f32).powf((2 * i) as f32 / cfg.head_dim as f32)).collect();
         let component = (0..3).flat_map(|c| std::iter::repeat_n(c, cfg.mrope_section[c])).collect();
         Self { inv_freq, component }
     }
@@ -69,7 +68,14 @@ impl Attention {
         })
     }
 
-    fn forward(&self, xs: &Tensor, rope: &(Tensor, Tensor), layer: usize, layout: &StepLayout, cache: &mut dyn KvCache) -> Result<Tensor> {
+    fn forward(
+        &self,
+        xs: &Tensor,
+        rope: &(Tensor, Tensor),
+        layer: usize,
+        layout: &StepLayout,
+        cache: &mut dyn KvCache,
+    ) -> Result<Tensor> {
         let (t, _) = xs.dims2()?;
         let d = self.head_dim;
         let rotate = |x: Tensor, heads: usize| -> Result<Tensor> {
@@ -170,10 +176,20 @@ impl TextModel {
 
     /// `embeds`: `(tokens, hidden)` packed as in `layout`, `positions` one per token.
     /// Returns the final-normed hidden states `(tokens, hidden)`.
-    pub fn forward(&self, embeds: &Tensor, positions: &[Position3], layout: &StepLayout, cache: &mut dyn KvCache) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        positions: &[Position3],
+        layout: &StepLayout,
+        cache: &mut dyn KvCache,
+    ) -> Result<Tensor> {
         let (t, _) = embeds.dims2()?;
         if t != positions.len() || t != layout.total_new() {
-            candle_core::bail!("{t} embeddings, {} positions, layout of {} tokens", positions.len(), layout.total_new());
+            candle_core::bail!(
+                "{t} embeddings, {} positions, layout of {} tokens",
+                positions.len(),
+                layout.total_new()
+            );
         }
         let (cos, sin) = self.rope.cos_sin(positions, embeds.device())?;
         let rope = (cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?);
