@@ -9,17 +9,36 @@ use serde_json::{json, Value};
 
 use super::tokenizer::{self, special_id};
 
-/// The architecture of the small model: PaddleOCR-VL's, scaled down (~6M parameters).
-pub fn config_json(vocab_size: usize) -> Value {
+/// Widths and depths of a model of the PaddleOCR-VL architecture.
+#[derive(Debug, Clone, Copy)]
+pub struct Dims {
+    pub vision_hidden: usize,
+    pub vision_layers: usize,
+    pub vision_heads: usize,
+    pub text_hidden: usize,
+    pub text_layers: usize,
+}
+
+impl Dims {
+    /// folio's default model: ~6M parameters.
+    pub const SMALL: Dims =
+        Dims { vision_hidden: 192, vision_layers: 4, vision_heads: 3, text_hidden: 256, text_layers: 4 };
+    /// For tests of the training path: trains in seconds.
+    pub const TINY: Dims =
+        Dims { vision_hidden: 64, vision_layers: 2, vision_heads: 1, text_hidden: 128, text_layers: 2 };
+}
+
+/// The architecture of a small model: PaddleOCR-VL's, scaled down. Heads are 64 wide.
+pub fn config_json(vocab_size: usize, d: Dims) -> Value {
     json!({
         "architectures": ["PaddleOCRVLForConditionalGeneration"],
         "model_type": "paddleocr_vl",
         "vocab_size": vocab_size,
-        "hidden_size": 256,
-        "intermediate_size": 768,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
+        "hidden_size": d.text_hidden,
+        "intermediate_size": 3 * d.text_hidden,
+        "num_hidden_layers": d.text_layers,
+        "num_attention_heads": d.text_hidden / 64,
+        "num_key_value_heads": (d.text_hidden / 128).max(1),
         "head_dim": 64,
         "hidden_act": "silu",
         "max_position_embeddings": 4096,
@@ -37,10 +56,10 @@ pub fn config_json(vocab_size: usize) -> Value {
         "torch_dtype": "float32",
         "vision_config": {
             "model_type": "paddleocr_vl_vision",
-            "hidden_size": 192,
-            "intermediate_size": 768,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 3,
+            "hidden_size": d.vision_hidden,
+            "intermediate_size": 4 * d.vision_hidden,
+            "num_hidden_layers": d.vision_layers,
+            "num_attention_heads": d.vision_heads,
             "num_channels": 3,
             "image_size": 384,
             "patch_size": 14,
@@ -86,7 +105,7 @@ const CHAT_TEMPLATE: &str = r#"{%- if not add_generation_prompt is defined -%}{%
 "#;
 
 /// Writes everything but the weights into `dir`.
-pub fn write_model_files(dir: &Path, chars: &BTreeSet<char>) -> Result<()> {
+pub fn write_model_files(dir: &Path, chars: &BTreeSet<char>, dims: Dims) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let tok = tokenizer::tokenizer_json(chars);
     let vocab = tok["model"]["vocab"].as_object().map_or(0, |v| v.len());
@@ -96,7 +115,7 @@ pub fn write_model_files(dir: &Path, chars: &BTreeSet<char>) -> Result<()> {
     };
     write("tokenizer.json", &tok)?;
     write("tokenizer_config.json", &tokenizer::tokenizer_config_json())?;
-    write("config.json", &config_json(vocab))?;
+    write("config.json", &config_json(vocab, dims))?;
     write("preprocessor_config.json", &preprocessor_json())?;
     write(
         "generation_config.json",
