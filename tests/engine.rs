@@ -192,3 +192,29 @@ fn dropping_the_engine_ends_in_flight_requests() {
     }
     assert!(matches!(last, Some(Event::Done { reason: FinishReason::Aborted, .. })), "{last:?}");
 }
+
+#[test]
+fn long_generations_under_preemption_match_the_reference() {
+    // Long random generations in a tiny pool: sequences are preempted after generating many tokens
+    // (some of which may share the image placeholder's id) and are recomputed from them.
+    let ck = checkpoint();
+    let t = &ck.model.cfg.text;
+    let block_bytes = 2 * t.num_hidden_layers * 16 * t.num_key_value_heads * t.head_dim * 4;
+    let engine = Engine::start(ck.clone(), config(40 * block_bytes)).unwrap();
+    let n = 10;
+    let streams: Vec<_> = (0..n)
+        .map(|i| {
+            let sampling = SamplingParams { repetition_guard: false, ..SamplingParams::greedy(200) };
+            engine.submit(Request { sampling, ..request(i, 200) }).unwrap()
+        })
+        .collect();
+    let image_id = ck.prompts.image_token_id();
+    let mut saw_placeholder_id = false;
+    for (i, s) in streams.into_iter().enumerate() {
+        let (_, tokens, _, _) = s.blocking_collect().unwrap();
+        saw_placeholder_id |= tokens.contains(&image_id);
+        assert_eq!(tokens, reference_tokens(&ck, i, 200), "request {i}");
+    }
+    assert!(engine.stats().preemptions > 0);
+    println!("a generated token had the image placeholder id: {saw_placeholder_id}");
+}

@@ -137,11 +137,16 @@ impl EngineCore {
         for (slot, c) in plan.chunks.iter().enumerate() {
             let seq = &self.sched.running[c.index];
             let range = seq.computed..seq.computed + c.tokens;
-            if range.start < seq.image_end {
-                pieces.push(Ok(model.prompt_embeddings(&seq.tokens, range.clone(), seq.image_embeds.as_ref())?));
-            } else {
-                pieces.push(Err((text_ids.len(), c.tokens)));
-                text_ids.extend_from_slice(&seq.tokens[range.clone()]);
+            // Image placeholders exist only in the prompt: a generated token that happens to have
+            // the same id is text (this matters when a preempted sequence is recomputed).
+            let split = range.end.min(seq.image_end).max(range.start);
+            if range.start < split {
+                let prompt = &seq.tokens[..seq.image_end];
+                pieces.push(Ok(model.prompt_embeddings(prompt, range.start..split, seq.image_embeds.as_ref())?));
+            }
+            if split < range.end {
+                pieces.push(Err((text_ids.len(), range.end - split)));
+                text_ids.extend_from_slice(&seq.tokens[split..range.end]);
             }
             positions.extend_from_slice(&seq.positions[range]);
             layout.chunks.push(SeqChunk { seq: slot, cached: seq.computed, new: c.tokens });
