@@ -105,23 +105,15 @@ impl KvCache for PagedStep<'_> {
         scale: f64,
     ) -> candle_core::Result<Tensor> {
         let (tokens, heads, head_dim) = q.dims3()?;
-        let seqs: Vec<SeqAttn> = {
-            let mut start = 0;
-            layout
-                .chunks
-                .iter()
-                .map(|c| {
-                    let s = SeqAttn {
-                        query_start: start,
-                        query_len: c.new,
-                        context_len: c.cached + c.new,
-                        block_table: self.tables[c.seq],
-                    };
-                    start += c.new;
-                    s
-                })
-                .collect()
-        };
+        let seqs: Vec<SeqAttn> = layout
+            .packed()
+            .map(|(start, c)| SeqAttn {
+                query_start: start,
+                query_len: c.new,
+                context_len: c.cached + c.new,
+                block_table: self.tables[c.seq],
+            })
+            .collect();
         let geom = self.pool.geom;
         let Some((keys, values)) = self.pool.layers.get_mut(layer) else { candle_core::bail!("no KV layer {layer}") };
         let shape = (tokens, heads, head_dim);

@@ -34,14 +34,16 @@ impl StepLayout {
 
     /// Row of each sequence's last new token in the packed step (where its next-token logits are).
     pub fn last_rows(&self) -> Vec<u32> {
-        let mut end = 0;
-        self.chunks
-            .iter()
-            .map(|c| {
-                end += c.new;
-                (end - 1) as u32
-            })
-            .collect()
+        self.packed().map(|(start, c)| (start + c.new - 1) as u32).collect()
+    }
+
+    /// Each chunk with the row where its new tokens start in the packed step.
+    pub fn packed(&self) -> impl Iterator<Item = (usize, &SeqChunk)> {
+        self.chunks.iter().scan(0, |start, c| {
+            let at = *start;
+            *start += c.new;
+            Some((at, c))
+        })
     }
 }
 
@@ -101,8 +103,7 @@ impl KvCache for DenseKvCache {
         scale: f64,
     ) -> Result<Tensor> {
         let mut outs = Vec::with_capacity(layout.chunks.len());
-        let mut start = 0;
-        for c in &layout.chunks {
+        for (start, c) in layout.packed() {
             let Some((keys, values)) = self.slots.get(c.seq).and_then(|s| s.get(layer)) else {
                 candle_core::bail!("no cache slot for sequence {} layer {layer}", c.seq);
             };
@@ -120,7 +121,6 @@ impl KvCache for DenseKvCache {
                 scale,
                 Some(c.cached),
             )?);
-            start += c.new;
         }
         Tensor::cat(&outs, 0)
     }

@@ -23,8 +23,7 @@ impl KvCache for NoKvCache {
         scale: f64,
     ) -> Result<Tensor> {
         let mut outs = Vec::with_capacity(layout.chunks.len());
-        let mut start = 0;
-        for c in &layout.chunks {
+        for (start, c) in layout.packed() {
             if c.cached != 0 {
                 candle_core::bail!(
                     "NoKvCache: sequence {} has {} cached tokens at layer {layer}; it keeps none",
@@ -34,7 +33,6 @@ impl KvCache for NoKvCache {
             }
             let part = |t: &Tensor| t.narrow(0, start, c.new);
             outs.push(dense_attention(&part(q)?, &part(k)?, &part(v)?, scale, Some(0))?);
-            start += c.new;
         }
         Tensor::cat(&outs, 0)
     }
