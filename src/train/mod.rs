@@ -65,6 +65,61 @@ pub struct TrainArgs {
     /// Log every N steps.
     #[arg(long, default_value_t = 10)]
     pub log_every: usize,
+    /// Data curriculum: comma-separated `STEP:MAX_CHARS:AUGMENT` stages, each in force from its step
+    /// on. Short clean lines first let the decoder find the image-to-text alignment quickly; a model
+    /// started on full lines spends thousands of steps as a pure language model.
+    #[arg(long, default_value = "0:12:0.3,600:24:0.6,1500:40:0.8,2500:60:1")]
+    pub curriculum: Curriculum,
+}
+
+/// Stages of the training data, sorted by the step they start at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Curriculum(Vec<Stage>);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stage {
+    pub from_step: usize,
+    pub max_chars: usize,
+    pub augment: f32,
+}
+
+impl std::str::FromStr for Curriculum {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let mut stages = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let fields: Vec<&str> = part.split(':').collect();
+            let [step, chars, augment] = fields.as_slice() else {
+                return Err(format!("stage {part:?} is not STEP:MAX_CHARS:AUGMENT"));
+            };
+            let bad = |what: &str| format!("stage {part:?}: bad {what}");
+            let stage = Stage {
+                from_step: step.parse().map_err(|_| bad("step"))?,
+                max_chars: chars.parse().map_err(|_| bad("max chars"))?,
+                augment: augment.parse().map_err(|_| bad("augment"))?,
+            };
+            if stage.max_chars == 0 || !(0.0..=4.0).contains(&stage.augment) {
+                return Err(format!("stage {part:?}: need max chars >= 1 and 0 <= augment <= 4"));
+            }
+            if stages.last().is_some_and(|p: &Stage| p.from_step >= stage.from_step) {
+                return Err("stages must start at increasing steps".into());
+            }
+            stages.push(stage);
+        }
+        match stages.first() {
+            Some(first) if first.from_step == 0 => Ok(Curriculum(stages)),
+            Some(_) => Err("the first stage must start at step 0".into()),
+            None => Err("empty curriculum".into()),
+        }
+    }
+}
+
+impl Curriculum {
+    /// Index of the stage in force at `step`.
+    fn stage_at(&self, step: usize) -> usize {
+        self.0.iter().rposition(|s| s.from_step <= step).unwrap_or(0)
+    }
 }
 
 struct Example {
@@ -183,10 +238,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let model_dir = args.out.join("model");
     let state_dir = args.out.join("state");
     std::fs::create_dir_all(&state_dir)?;
-    let gen = Generator::new(SynthConfig { seed: args.seed, ..SynthConfig::default() })?;
+    let gens = args
+        .curriculum
+        .0
+        .iter()
+        .map(|st| {
+            let cfg = SynthConfig { seed: args.seed, max_chars: st.max_chars, augment: st.augment, ..Default::default() };
+            Generator::new(cfg)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let charset = gens.last().context("empty curriculum")?.charset();
     let resuming = model_dir.join("model.safetensors").is_file() && state_dir.join("optimizer.safetensors").is_file();
     if !resuming {
-        export::write_model_files(&model_dir, &gen.charset(), export::Dims::SMALL)?;
+        export::write_model_files(&model_dir, &charset, export::Dims::SMALL)?;
     }
     let cfg = Config::from_file(&model_dir.join("config.json"))?;
     let prep = Preparer::load(&model_dir, &cfg)?;
@@ -209,10 +273,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // A prefetch thread renders and preprocesses upcoming batches while the model trains.
     let (tx, rx) = mpsc::sync_channel::<Result<Vec<Example>>>(2);
     let first = opt.step;
-    let (steps, batch) = (args.steps, args.batch);
+    let (steps, batch, curriculum) = (args.steps, args.batch, args.curriculum.clone());
     let producer = std::thread::spawn(move || {
         for s in first..steps {
-            if tx.send(prep.batch(&gen, s as u64, batch)).is_err() {
+            let gen = &gens[curriculum.stage_at(s)];
+            if tx.send(prep.batch(gen, s as u64, batch)).is_err() {
                 break;
             }
         }
@@ -228,7 +293,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         window.1 += 1;
         if opt.step % args.log_every == 0 {
             let secs = window.2.elapsed().as_secs_f64() / window.1 as f64;
-            let line = json!({"step": opt.step, "loss": window.0 / window.1 as f64, "lr": lr, "grad_norm": norm, "secs_per_step": secs});
+            let stage = args.curriculum.stage_at(opt.step - 1);
+            let line = json!({"step": opt.step, "stage": stage, "loss": window.0 / window.1 as f64, "lr": lr, "grad_norm": norm, "secs_per_step": secs});
             eprintln!("{line}");
             use std::io::Write;
             writeln!(log, "{line}")?;
@@ -260,6 +326,17 @@ mod tests {
     use super::*;
     use crate::engine::greedy::{generate_greedy, ImageRequest};
     use crate::models::paddleocr_vl::Checkpoint;
+
+    #[test]
+    fn curriculum_stages_parse_and_apply_from_their_step() {
+        let c: Curriculum = "0:12:0.3, 600:24:0.6,1500:60:1".parse().unwrap();
+        assert_eq!(c.0.len(), 3);
+        assert_eq!(c.0[1], Stage { from_step: 600, max_chars: 24, augment: 0.6 });
+        assert_eq!((c.stage_at(0), c.stage_at(599), c.stage_at(600), c.stage_at(99_999)), (0, 0, 1, 2));
+        for bad in ["", "5:12:0.3", "0:12", "0:0:1", "0:12:9", "0:12:1,0:20:1", "0:x:1"] {
+            assert!(bad.parse::<Curriculum>().is_err(), "{bad:?} was accepted");
+        }
+    }
 
     /// The whole training path — rendering, preprocessing, prompt, loss, backward, AdamW, export,
     /// reload through the inference loader — must be able to memorise a few lines.
