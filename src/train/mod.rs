@@ -224,6 +224,24 @@ fn loss(model: &PaddleOcrVl, batch: &[Example]) -> Result<Tensor> {
     Ok(candle_nn::loss::cross_entropy(&logits, &Tensor::new(labels.as_slice(), &Device::Cpu)?)?)
 }
 
+/// Loss on `batch` with every image replaced by blank paper. Logged next to the training loss: a
+/// model that reads has a blank loss far above its real one; equal losses mean the decoder has
+/// learnt to ignore the image (the failure this curriculum and preprocessing are set up to avoid).
+fn blank_image_loss(model: &PaddleOcrVl, batch: &[Example], paper: f32) -> Result<f64> {
+    let blank = batch
+        .iter()
+        .map(|e| -> Result<Example> {
+            let patches = (e.image.patches.zeros_like()? + paper as f64)?;
+            Ok(Example {
+                image: PreparedImage { patches, grid: e.image.grid },
+                ids: e.ids.clone(),
+                prompt_len: e.prompt_len,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(loss(model, &blank)?.to_scalar::<f32>()? as f64)
+}
+
 /// One optimizer step on `batch`; returns the loss and the gradient norm before clipping.
 fn train_step(model: &PaddleOcrVl, opt: &mut AdamW, batch: &[Example], lr: f64) -> Result<(f64, f64)> {
     let l = loss(model, batch)?;
@@ -243,7 +261,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .0
         .iter()
         .map(|st| {
-            let cfg = SynthConfig { seed: args.seed, max_chars: st.max_chars, augment: st.augment, ..Default::default() };
+            let cfg =
+                SynthConfig { seed: args.seed, max_chars: st.max_chars, augment: st.augment, ..Default::default() };
             Generator::new(cfg)
         })
         .collect::<Result<Vec<_>>>()?;
@@ -254,6 +273,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let cfg = Config::from_file(&model_dir.join("config.json"))?;
     let prep = Preparer::load(&model_dir, &cfg)?;
+    let pre = &prep.images.cfg;
+    let paper = (pre.rescale_factor * 255.0 - pre.image_mean[0]) / pre.image_std[0];
     let map = VarMap::new();
     let model = PaddleOcrVl::new(cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu))?;
     let mut map = map;
@@ -294,7 +315,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         if opt.step % args.log_every == 0 {
             let secs = window.2.elapsed().as_secs_f64() / window.1 as f64;
             let stage = args.curriculum.stage_at(opt.step - 1);
-            let line = json!({"step": opt.step, "stage": stage, "loss": window.0 / window.1 as f64, "lr": lr, "grad_norm": norm, "secs_per_step": secs});
+            let mut line = json!({"step": opt.step, "stage": stage, "loss": window.0 / window.1 as f64, "lr": lr, "grad_norm": norm, "secs_per_step": secs});
+            if opt.step % (args.log_every * 5) == 0 {
+                line["blank_image_loss"] = json!(blank_image_loss(&model, &examples, paper)?);
+            }
             eprintln!("{line}");
             use std::io::Write;
             writeln!(log, "{line}")?;
