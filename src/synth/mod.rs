@@ -310,11 +310,17 @@ impl Generator {
         if rng.chance(p(0.1)) {
             s.shear = rng.uniform(-0.06, 0.06) as f32;
         }
-        // Padding per side: tight, usual or loose.
+        // Padding per side (left, top, right, bottom): tight, usual or loose. Vertical padding stays
+        // small, as a line finder or layout detector cuts lines: every crop is scaled to one
+        // height, and with an em of padding above and below, text shrank to a third of it — under
+        // two 14-px patch columns per three characters, too small to read.
         for side in 0..4 {
-            s.pad[side] = match rng.weighted(&[0.25, 0.55, 0.2]) {
-                0 => rng.uniform(0.0, 0.08),
+            let vertical = side % 2 == 1;
+            s.pad[side] = match rng.weighted(if vertical { &[0.35, 0.55, 0.1] } else { &[0.25, 0.55, 0.2] }) {
+                0 => rng.uniform(0.0, 0.06),
+                1 if vertical => rng.uniform(0.06, 0.25),
                 1 => rng.uniform(0.08, 0.4),
+                _ if vertical => rng.uniform(0.25, 0.5),
                 _ => rng.uniform(0.4, 1.2),
             } as f32;
         }

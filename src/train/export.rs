@@ -157,6 +157,7 @@ pub fn ship(from: &Path, to: &Path) -> Result<u64> {
     std::fs::write(to.join("config.json"), serde_json::to_string_pretty(&config)? + "\n")?;
     let weights = candle_core::safetensors::load(from.join("model.safetensors"), &Device::Cpu)?
         .into_iter()
+        .filter(|(name, _)| !name.starts_with("aux_")) // training-only heads
         .map(|(name, t)| Ok((name, t.to_dtype(DType::F16)?)))
         .collect::<Result<std::collections::HashMap<_, _>>>()?;
     let out = to.join("model.safetensors");

@@ -69,7 +69,13 @@ impl PaddleOcrVl {
             return Ok(Vec::new());
         }
         let grids: Vec<PatchGrid> = images.iter().map(|i| i.grid).collect();
-        let merged = self.projector.forward(&self.vision_features(images)?, &grids)?;
+        self.project(&self.vision_features(images)?, &grids)
+    }
+
+    /// Projects packed vision features (of images with these grids) into decoder space, one
+    /// tensor per image.
+    pub fn project(&self, features: &Tensor, grids: &[PatchGrid]) -> Result<Vec<Tensor>> {
+        let merged = self.projector.forward(features, grids)?;
         let mut start = 0;
         grids
             .iter()
