@@ -24,6 +24,15 @@ enum Command {
     Synth(folio::synth::cli::SynthArgs),
     /// Train (or resume training) folio's small OCR model on synthetic lines.
     Train(folio::train::TrainArgs),
+    /// Copy a training run's checkpoint into a shippable model directory (f16 weights).
+    ExportModel {
+        /// The run's checkpoint directory (RUN/model).
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// Destination, e.g. models/folio-ocr-small.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Measure accuracy: CER on synthetic lines, or of a text against a reference.
     Eval(cli::eval::EvalArgs),
 }
@@ -50,6 +59,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Synth(args) => folio::synth::cli::run(args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => folio::train::run(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => cli::eval::run(args),
+        Command::ExportModel { from, to } => {
+            let bytes = folio::train::export::ship(&from, &to)?;
+            eprintln!("wrote {} ({:.1} MB of weights)", to.display(), bytes as f64 / 1e6);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -7,7 +7,7 @@ pub mod ocr;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bytesize::ByteSize;
 use candle_core::{DType, Device};
 use clap::{Args, ValueEnum};
@@ -25,7 +25,8 @@ pub enum Precision {
 /// Which checkpoint, in which precision.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Checkpoint directory in the Hugging Face layout, or a Hub repository id.
+    /// Checkpoint directory in the Hugging Face layout, or a Hub repository id (e.g.
+    /// PaddlePaddle/PaddleOCR-VL). Default: folio's own small model, built into the binary.
     #[arg(long, env = "FOLIO_MODEL")]
     pub model: Option<String>,
     /// Weight and activation precision.
@@ -35,10 +36,10 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<Arc<Checkpoint>> {
-        let Some(spec) = self.model.as_deref() else {
-            bail!("no model given: pass --model DIR (a checkpoint directory) or a Hugging Face repo id, or set FOLIO_MODEL");
+        let dir = match self.model.as_deref() {
+            Some(spec) => resolve_model(spec)?,
+            None => folio::models::embedded::model_dir()?,
         };
-        let dir = resolve_model(spec)?;
         let dtype = match self.dtype {
             Precision::F32 => DType::F32,
             Precision::Bf16 => DType::BF16,

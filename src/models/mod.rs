@@ -1,5 +1,6 @@
 //! Model code. Each model is a directory of parts; they share the KV-cache interface in [`kv`].
 
+pub mod embedded;
 pub mod hub;
 pub mod kv;
 pub mod no_cache;
