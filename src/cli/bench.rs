@@ -46,6 +46,10 @@ pub struct ThroughputArgs {
     /// New tokens per crop.
     #[arg(long, default_value_t = 24)]
     pub max_tokens: usize,
+    /// Rounds of (one at a time, then batched), after an untimed warm-up of both; each round's
+    /// ratio is reported, and the medians.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
     /// Also write the crops as PNGs here (for running the same crops through another engine).
     #[arg(long)]
     pub save_crops: Option<PathBuf>,
@@ -119,31 +123,37 @@ fn submit(engine: &Engine, image: DynamicImage, max_tokens: usize) -> Result<Req
     engine.submit(Request { images: vec![image], instruction: Task::Ocr.prompt().into(), sampling })
 }
 
-fn throughput(a: ThroughputArgs) -> Result<()> {
-    let engine = a.engine.start(a.model.load()?)?;
-    if let Some(dir) = &a.save_crops {
-        std::fs::create_dir_all(dir)?;
-        for i in 0..a.requests {
-            region_crop(i).save(dir.join(format!("crop_{i:04}.png")))?;
-        }
-    }
-    // Warm-up: page in the weights, touch the pool.
-    submit(&engine, region_crop(0), 2)?.blocking_collect()?;
+/// Tokens/s and KV use of one pass over the crops.
+struct Pass {
+    tokens: usize,
+    seconds: f64,
+    peak_blocks: usize,
+    /// Mean fraction of KV blocks in use while requests were waiting for room, and its sample count.
+    saturated: (f64, usize),
+}
 
-    let start = Instant::now();
-    let mut serial_tokens = 0;
-    for i in 0..a.requests {
-        serial_tokens += submit(&engine, region_crop(i), a.max_tokens)?.blocking_collect()?.1.len();
+impl Pass {
+    fn tokens_per_s(&self) -> f64 {
+        self.tokens as f64 / self.seconds
     }
-    let serial = start.elapsed().as_secs_f64();
+}
 
+/// One request at a time: each is submitted (and preprocessed) only after the previous one ended.
+fn serial_pass(engine: &Engine, crops: &[DynamicImage], max_tokens: usize) -> Result<Pass> {
     let start = Instant::now();
-    let streams = (0..a.requests).map(|i| submit(&engine, region_crop(i), a.max_tokens)).collect::<Result<Vec<_>>>()?;
-    let mut batched_tokens = 0;
-    let mut peak_blocks = 0;
-    // KV use while requests are waiting for room (the pool is the limit then).
+    let mut tokens = 0;
+    for c in crops {
+        tokens += submit(engine, c.clone(), max_tokens)?.blocking_collect()?.1.len();
+    }
+    Ok(Pass { tokens, seconds: start.elapsed().as_secs_f64(), peak_blocks: 0, saturated: (0.0, 0) })
+}
+
+/// Everything submitted at once (preprocessing included), then every stream read to its end.
+fn batched_pass(engine: &Engine, crops: &[DynamicImage], max_tokens: usize) -> Result<Pass> {
+    let start = Instant::now();
+    let streams = crops.iter().map(|c| submit(engine, c.clone(), max_tokens)).collect::<Result<Vec<_>>>()?;
+    let (mut tokens, mut peak_blocks) = (0, 0);
     let (mut saturated_sum, mut saturated_n) = (0.0, 0usize);
-    let mut stats_before = engine.stats();
     for mut s in streams {
         while let Some(ev) = s.blocking_next() {
             let st = engine.stats();
@@ -152,25 +162,68 @@ fn throughput(a: ThroughputArgs) -> Result<()> {
                 saturated_sum += st.blocks_used as f64 / st.blocks_total as f64;
                 saturated_n += 1;
             }
-            if let folio::engine::Event::Delta { tokens, .. } = ev {
-                batched_tokens += tokens.len();
+            if let folio::engine::Event::Delta { tokens: t, .. } = ev {
+                tokens += t.len();
             }
         }
     }
-    let batched = start.elapsed().as_secs_f64();
+    let seconds = start.elapsed().as_secs_f64();
+    let saturated = (if saturated_n > 0 { saturated_sum / saturated_n as f64 } else { 0.0 }, saturated_n);
+    Ok(Pass { tokens, seconds, peak_blocks, saturated })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn throughput(a: ThroughputArgs) -> Result<()> {
+    let engine = a.engine.start(a.model.load()?)?;
+    // The crops are the input, rendered before anything is timed; preprocessing them (resize,
+    // normalise, patchify in `Engine::submit`) is part of every request and stays inside the timing.
+    let crops: Vec<DynamicImage> = (0..a.requests).map(region_crop).collect();
+    if let Some(dir) = &a.save_crops {
+        std::fs::create_dir_all(dir)?;
+        for (i, c) in crops.iter().enumerate() {
+            c.save(dir.join(format!("crop_{i:04}.png")))?;
+        }
+    }
+    // Warm-up, untimed: page in the weights, touch the pool, grow the allocator's arenas, both modes.
+    serial_pass(&engine, &crops[..crops.len().min(4)], a.max_tokens)?;
+    batched_pass(&engine, &crops, a.max_tokens)?;
+
+    let preempted_before = engine.stats().preemptions;
+    let mut rounds = Vec::with_capacity(a.rounds);
+    for _ in 0..a.rounds.max(1) {
+        let serial = serial_pass(&engine, &crops, a.max_tokens)?;
+        let batched = batched_pass(&engine, &crops, a.max_tokens)?;
+        rounds.push((serial, batched));
+    }
     let stats = engine.stats();
-    stats_before.preemptions = stats.preemptions - stats_before.preemptions;
+    let speedups: Vec<f64> = rounds.iter().map(|(s, b)| b.tokens_per_s() / s.tokens_per_s()).collect();
+    let peak_blocks = rounds.iter().map(|(_, b)| b.peak_blocks).max().unwrap_or(0);
+    let (sat_sum, sat_n) =
+        rounds.iter().fold((0.0, 0), |(s, n), (_, b)| (s + b.saturated.0 * b.saturated.1 as f64, n + b.saturated.1));
     let report = json!({
         "requests": a.requests,
         "max_tokens": a.max_tokens,
-        "serial": {"tokens": serial_tokens, "seconds": serial, "tokens_per_s": serial_tokens as f64 / serial},
-        "batched": {"tokens": batched_tokens, "seconds": batched, "tokens_per_s": batched_tokens as f64 / batched,
-                    "preemptions": stats_before.preemptions},
-        "speedup": (batched_tokens as f64 / batched) / (serial_tokens as f64 / serial),
+        "rounds": rounds.iter().zip(&speedups).map(|((s, b), x)| json!({
+            "serial": {"tokens": s.tokens, "seconds": s.seconds, "tokens_per_s": s.tokens_per_s()},
+            "batched": {"tokens": b.tokens, "seconds": b.seconds, "tokens_per_s": b.tokens_per_s()},
+            "speedup": x,
+        })).collect::<Vec<_>>(),
+        "serial_tokens_per_s_median": median(rounds.iter().map(|(s, _)| s.tokens_per_s()).collect()),
+        "batched_tokens_per_s_median": median(rounds.iter().map(|(_, b)| b.tokens_per_s()).collect()),
+        "speedup_median": median(speedups),
+        "batched_preemptions": stats.preemptions - preempted_before,
         "kv_blocks_total": stats.blocks_total,
         "kv_blocks_peak_used": peak_blocks,
         "kv_peak_fraction": peak_blocks as f64 / stats.blocks_total as f64,
-        "kv_mean_fraction_while_requests_wait": if saturated_n > 0 { Some(saturated_sum / saturated_n as f64) } else { None },
+        "kv_mean_fraction_while_requests_wait": if sat_n > 0 { Some(sat_sum / sat_n as f64) } else { None },
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
