@@ -175,8 +175,16 @@ impl EncoderLayer {
     fn forward(&self, xs: &Tensor, rope: &(Tensor, Tensor), spans: &[(usize, usize)]) -> Result<Tensor> {
         let attn = self.self_attn.forward(&self.layer_norm1.forward(xs)?, rope, spans)?;
         let xs = (xs + attn)?;
-        let mlp = self.fc2.forward(&self.fc1.forward(&self.layer_norm2.forward(&xs)?)?.apply(&self.act)?)?;
+        let mlp = self.fc2.forward(&activation(&self.fc1.forward(&self.layer_norm2.forward(&xs)?)?, self.act)?)?;
         xs + mlp
+    }
+}
+
+/// The vision MLP's activation; its tanh GELU (the released checkpoint's) runs as a fused op.
+fn activation(xs: &Tensor, act: candle_nn::Activation) -> Result<Tensor> {
+    match act {
+        candle_nn::Activation::GeluPytorchTanh | candle_nn::Activation::NewGelu => ops::gelu_tanh(xs),
+        other => xs.apply(&other),
     }
 }
 
