@@ -149,19 +149,25 @@ impl Engine {
             max_vision_patches_per_step: cfg.max_vision_patches_per_step,
         };
         let core_ck = ck.clone();
+        // The loop runs on a worker of the engine's own rayon pool: the parallel parts of a step
+        // (matrix multiplies, attention, fused ops) then fork from a worker, which keeps working
+        // and lets the others steal, instead of a foreign thread that must inject the job and
+        // sleep until a worker has finished it (a futex round trip per op).
+        let workers = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("folio-engine-{i}")).build()?;
         let thread = std::thread::Builder::new().name("folio-engine".into()).spawn(move || {
-            let blocks = BlockPool::new(num_blocks);
-            let core = EngineCore {
-                ck: core_ck,
-                pool,
-                blocks,
-                sched: Scheduler::new(sched_cfg),
-                generated_tokens: 0,
-                steps: 0,
-                stats_tx,
-                rate_window: Default::default(),
-            };
-            run_loop(core, rx);
+            workers.install(move || {
+                let core = EngineCore {
+                    ck: core_ck,
+                    pool,
+                    blocks: BlockPool::new(num_blocks),
+                    sched: Scheduler::new(sched_cfg),
+                    generated_tokens: 0,
+                    steps: 0,
+                    stats_tx,
+                    rate_window: Default::default(),
+                };
+                run_loop(core, rx);
+            })
         })?;
         Ok(Self {
             ck,
