@@ -371,3 +371,50 @@ fn norm_modules_load_checkpoint_names_and_initialise_fresh_vars() {
     let want = candle_nn::RmsNorm::new(Tensor::ones(6, DType::F32, &Device::Cpu).unwrap(), 1e-6);
     assert!(abs_diff(&rms.forward(&x).unwrap(), &want.forward(&x).unwrap()) < 1e-6);
 }
+
+#[test]
+fn weighted_gather_matches_composed_ops_and_finite_differences() {
+    let mut rng = Rng(7);
+    let (rows, width, n, taps) = (9, 13, 40, 4);
+    let idx: Vec<u32> = (0..n * taps).map(|i| ((i * 7 + i / 3) % rows) as u32).collect();
+    let w: Vec<f32> = (0..n * taps).map(|_| rng.uniform() as f32).collect();
+    // f64: gradient against central differences (the loss is linear in the table: exact up to rounding).
+    let table = rng.tensor(&[rows, width], 0.0, 1.0, DType::F64);
+    let up = rng.tensor(&[n, width], 0.0, 1.0, DType::F64);
+    let case = |t: &Tensor| ops::weighted_gather(t, idx.clone(), w.clone(), taps);
+    let var = Var::from_tensor(&table).unwrap();
+    let loss = (case(var.as_tensor()).unwrap() * &up).unwrap().sum_all().unwrap();
+    let grad = loss.backward().unwrap().get(var.as_tensor()).unwrap().clone();
+    let base: Vec<f64> = table.flatten_all().unwrap().to_vec1().unwrap();
+    let numeric: Vec<f64> = (0..base.len())
+        .map(|j| {
+            let at = |d: f64| {
+                let mut v = base.clone();
+                v[j] += d;
+                let t = Tensor::from_vec(v, (rows, width), &Device::Cpu).unwrap();
+                (case(&t).unwrap() * &up).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+            };
+            (at(1e-6) - at(-1e-6)) / 2e-6
+        })
+        .collect();
+    let numeric = Tensor::from_vec(numeric, (rows, width), &Device::Cpu).unwrap();
+    assert!(rel_diff(&grad, &numeric) < 1e-7, "{:e}", rel_diff(&grad, &numeric));
+    // f32 and bf16: forward and gradient equal to index_select → broadcast_mul → sum.
+    for (dtype, tol) in [(DType::F32, 1e-6), (DType::BF16, 1e-2)] {
+        let table = table.to_dtype(dtype).unwrap();
+        let up = up.to_dtype(dtype).unwrap();
+        let run = |fused: bool| {
+            let var = Var::from_tensor(&table).unwrap();
+            let y = if fused {
+                case(var.as_tensor()).unwrap()
+            } else {
+                composite::weighted_gather(var.as_tensor(), &idx, &w, taps).unwrap()
+            };
+            let g = (&y * &up).unwrap().sum_all().unwrap().backward().unwrap().get(var.as_tensor()).unwrap().clone();
+            (y, g)
+        };
+        let ((y1, g1), (y2, g2)) = (run(true), run(false));
+        assert!(rel_diff(&y1, &y2) < tol && rel_diff(&g1, &g2) < tol, "{dtype:?}");
+    }
+    assert!(ops::weighted_gather(&table, vec![rows as u32; 4], vec![0.25; 4], 4).is_err(), "index out of range");
+}

@@ -2,7 +2,7 @@
 //!
 //! candle_nn's fast kernels (`softmax_last_dim`, `rms_norm`, `layer_norm`, `rope_thd`) have no
 //! backward: a loss computed through them silently gets no gradient upstream. These ops compute the
-//! same values (to rounding) on row slices (and `gelu_tanh`, whose candle version is scalar libm), in parallel over rows, and carry a hand-written backward
+//! same values (to rounding) on row slices (and `gelu_tanh`, whose candle version is scalar libm, and `weighted_gather`), in parallel over rows, and carry a hand-written backward
 //! that is itself a fused kernel. Everything else the model uses (matmul, gelu, gelu_erf, silu,
 //! index_select, broadcasts, narrow, cat, sum, to_dtype, …) already has a backward in candle 0.11.1.
 //!
@@ -15,6 +15,7 @@
 //! the weight gradients of the norms are summed over fixed row blocks in a fixed order, so they do not
 //! depend on the thread count either.
 
+mod gather;
 mod gelu;
 mod norm;
 mod rope;
@@ -27,6 +28,7 @@ use candle_nn::{Init, VarBuilder};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+pub use gather::weighted_gather;
 pub use gelu::gelu_tanh;
 pub use norm::{layer_norm, rms_norm};
 pub use rope::rope_thd;
@@ -35,6 +37,7 @@ pub use softmax::softmax_last_dim;
 /// The same functions composed of plain (differentiable, slower) candle ops: the reference the fused
 /// ops are tested against, and their implementation on devices other than the CPU.
 pub mod composite {
+    pub use super::gather::weighted_gather_composite as weighted_gather;
     pub use super::gelu::gelu_tanh_composite as gelu_tanh;
     pub use super::norm::{layer_norm_composite as layer_norm, rms_norm_composite as rms_norm};
     pub use super::rope::rope_thd_composite as rope_thd;

@@ -49,13 +49,7 @@ impl PatchEmbedding {
     fn forward(&self, patches: &Tensor, grids: &[PatchGrid]) -> Result<Tensor> {
         let embeds = self.proj.forward(&patches.to_dtype(self.position_table.dtype())?)?;
         let (idx, weights) = bilinear_taps(grids, self.grid_side);
-        let n = idx.len() / 4;
-        let dev = patches.device();
-        let idx = Tensor::from_vec(idx, n * 4, dev)?;
-        let weights = Tensor::from_vec(weights, (n, 4, 1), dev)?.to_dtype(self.position_table.dtype())?;
-        let taps = self.position_table.index_select(&idx, 0)?.reshape((n, 4, ()))?;
-        let positions = taps.broadcast_mul(&weights)?.sum(1)?;
-        embeds + positions
+        embeds + ops::weighted_gather(&self.position_table, idx, weights, 4)?
     }
 }
 
