@@ -28,6 +28,7 @@ mod rng;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use image::RgbImage;
@@ -136,11 +137,12 @@ pub struct Sample {
     pub font: String,
 }
 
-/// Loads fonts and corpus once; then makes samples from any thread.
+/// Loads fonts and corpus once; then makes samples from any thread. Clones share them.
+#[derive(Clone)]
 pub struct Generator {
     cfg: SynthConfig,
-    corpus: Corpus,
-    faces: Vec<Face>,
+    corpus: Arc<Corpus>,
+    faces: Arc<Vec<Face>>,
     /// Face indices by split role: train faces and held-out faces.
     train_faces: Vec<usize>,
     eval_faces: Vec<usize>,
@@ -177,7 +179,16 @@ impl Generator {
         let train_faces = (0..faces.len()).filter(|&i| train.contains(&faces[i].family)).collect();
         let eval_faces: Vec<usize> =
             (0..faces.len()).filter(|&i| cfg.eval_families.iter().any(|e| e == faces[i].family)).collect();
-        Ok(Generator { cfg, corpus, faces, train_faces, eval_faces })
+        Ok(Generator { cfg, corpus: Arc::new(corpus), faces: Arc::new(faces), train_faces, eval_faces })
+    }
+
+    /// The same fonts and corpus with other line lengths and augmentation (a curriculum stage);
+    /// nothing is loaded again.
+    pub fn with_stage(&self, max_chars: usize, augment: f32) -> Result<Self> {
+        if max_chars == 0 {
+            bail!("max_chars must be at least 1");
+        }
+        Ok(Generator { cfg: SynthConfig { max_chars, augment, ..self.cfg.clone() }, ..self.clone() })
     }
 
     pub fn config(&self) -> &SynthConfig {

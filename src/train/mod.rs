@@ -238,30 +238,28 @@ impl CtcHead {
         let logits = self.proj.forward(&Tensor::cat(&columns, 0)?)?;
         let values: Vec<f32> = logits.flatten_all()?.to_vec1()?;
         let blank = (self.classes - 1) as u32;
+        // Per-label-token gradients of the examples that admit an alignment; 0 for the others.
         let mut grad = vec![0f32; values.len()];
         let (mut total, mut valid, mut row) = (0.0, 0usize, 0usize);
-        let mut spans = Vec::new();
         for e in batch {
             let cols = e.image.grid.cols;
             let labels = &e.ids[e.prompt_len..e.ids.len() - 1]; // without EOS
             let span = row * self.classes..(row + cols) * self.classes;
             if let Some(out) = ctc::ctc(&values[span.clone()], self.classes, labels, blank) {
-                let n = labels.len().max(1) as f64;
-                total += out.loss / n;
+                let n = labels.len().max(1) as f32;
+                total += out.loss / n as f64;
                 valid += 1;
-                spans.push((span, out.grad, n));
+                for (dst, src) in grad[span].iter_mut().zip(out.grad) {
+                    *dst = src / n;
+                }
             }
             row += cols;
         }
-        for (span, g, n) in spans {
-            for (dst, src) in grad[span].iter_mut().zip(g) {
-                *dst = (src as f64 / n / valid as f64) as f32;
-            }
-        }
-        let grad = Tensor::from_vec(grad, logits.shape(), logits.device())?;
+        let valid = valid.max(1) as f64;
+        let grad = (Tensor::from_vec(grad, logits.shape(), logits.device())? / valid)?;
         // d/dlogits of sum(logits ⊙ grad) is grad: the exact CTC gradient, flowing back from here.
         let surrogate = (logits * grad)?.sum_all()?;
-        Ok((if valid > 0 { total / valid as f64 } else { 0.0 }, surrogate))
+        Ok((total / valid, surrogate))
     }
 }
 
@@ -345,17 +343,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let model_dir = args.out.join("model");
     let state_dir = args.out.join("state");
     std::fs::create_dir_all(&state_dir)?;
-    let gens = args
-        .curriculum
-        .0
-        .iter()
-        .map(|st| {
-            let cfg =
-                SynthConfig { seed: args.seed, max_chars: st.max_chars, augment: st.augment, ..Default::default() };
-            Generator::new(cfg)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let charset = gens.last().context("empty curriculum")?.charset();
+    let base = Generator::new(SynthConfig { seed: args.seed, ..SynthConfig::default() })?;
+    let gens =
+        args.curriculum.0.iter().map(|st| base.with_stage(st.max_chars, st.augment)).collect::<Result<Vec<_>>>()?;
+    let charset = base.charset();
     let resuming = model_dir.join("model.safetensors").is_file() && state_dir.join("optimizer.safetensors").is_file();
     if !resuming {
         export::write_model_files(&model_dir, &charset, export::Dims::SMALL)?;
