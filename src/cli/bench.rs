@@ -1,8 +1,8 @@
 //! `folio bench`: engine throughput and memory, measured side by side in one run.
 //!
-//! * `throughput`: the same region-sized crops (text lines and short paragraphs) one request at a
-//!   time, then all submitted at once (continuous batching); tokens/s of each, their ratio, and the
-//!   fraction of KV blocks in use.
+//! * `throughput`: the same crops (rendered text lines, or region-sized patterned crops) one request
+//!   at a time, then all submitted at once (continuous batching); tokens/s of each, their ratio, and
+//!   the fraction of KV blocks in use.
 //! * `soak`: many requests of mixed sizes (up to the largest image the preprocessor allows) kept
 //!   in flight, RSS and page faults sampled from /proc; drift between an early and a late window.
 
@@ -21,6 +21,8 @@ use serde_json::json;
 use folio::engine::sampling::SamplingParams;
 use folio::engine::{Engine, Request, RequestStream};
 use folio::models::paddleocr_vl::Task;
+use folio::synth::{Generator, Split, SynthConfig};
+use folio::train::normalize_line;
 
 use super::{EngineArgs, ModelArgs};
 
@@ -50,6 +52,11 @@ pub struct ThroughputArgs {
     /// ratio is reported, and the medians.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// What the crops are: `lines`, held-out synthetic text lines prepared as `ocr --page` prepares
+    /// a line (what a reading model is for: outputs end where the text ends); `regions`, patterned
+    /// crops the size of layout regions (lines and short paragraphs) that need no fonts.
+    #[arg(long, value_enum, default_value_t = CropKind::Lines)]
+    pub crops: CropKind,
     /// Also write the crops as PNGs here (for running the same crops through another engine).
     #[arg(long)]
     pub save_crops: Option<PathBuf>,
@@ -57,6 +64,12 @@ pub struct ThroughputArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum CropKind {
+    Lines,
+    Regions,
 }
 
 #[derive(Args)]
@@ -110,6 +123,14 @@ fn region_crop(i: usize) -> DynamicImage {
         let v = ((x * 31 + y * 17 + i as u32 * 97) % 255) as u8;
         Rgb([v, v.wrapping_mul(3), 255 - v])
     }))
+}
+
+/// Held-out synthetic text lines (eval-text split, training's data seed), normalised as a page's
+/// lines are before they reach the engine.
+fn text_lines(n: usize) -> Result<Vec<DynamicImage>> {
+    let gen = Generator::new(SynthConfig { seed: 1, ..SynthConfig::default() })
+        .context("synthetic-data generator for --crops lines (fonts: run scripts/setup.sh, or use --crops regions)")?;
+    (0..n as u64).map(|i| Ok(normalize_line(&gen.sample(Split::EvalText, i)?.image))).collect()
 }
 
 /// Side of the largest square the checkpoint's preprocessor accepts without shrinking.
@@ -172,6 +193,31 @@ fn batched_pass(engine: &Engine, crops: &[DynamicImage], max_tokens: usize) -> R
     Ok(Pass { tokens, seconds, peak_blocks, saturated })
 }
 
+/// One round: both modes to `max_tokens`, then both stopped after the first token.
+struct Round {
+    serial: Pass,
+    batched: Pass,
+    serial_first: f64,
+    batched_first: f64,
+}
+
+impl Round {
+    fn speedup(&self) -> f64 {
+        self.batched.tokens_per_s() / self.serial.tokens_per_s()
+    }
+
+    /// Batched over serial on the time after the first token (decode steps alone).
+    fn decode_speedup(&self) -> f64 {
+        (self.serial.seconds - self.serial_first) / (self.batched.seconds - self.batched_first).max(1e-9)
+    }
+
+    /// The speedup if batched decoding took no time at all: serial time over the batched time to
+    /// first tokens (Amdahl's bound for these crops on this machine).
+    fn ceiling(&self) -> f64 {
+        self.serial.seconds / self.batched_first.max(1e-9)
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -185,7 +231,10 @@ fn throughput(a: ThroughputArgs) -> Result<()> {
     let engine = a.engine.start(a.model.load()?)?;
     // The crops are the input, rendered before anything is timed; preprocessing them (resize,
     // normalise, patchify in `Engine::submit`) is part of every request and stays inside the timing.
-    let crops: Vec<DynamicImage> = (0..a.requests).map(region_crop).collect();
+    let crops: Vec<DynamicImage> = match a.crops {
+        CropKind::Regions => (0..a.requests).map(region_crop).collect(),
+        CropKind::Lines => text_lines(a.requests)?,
+    };
     if let Some(dir) = &a.save_crops {
         std::fs::create_dir_all(dir)?;
         for (i, c) in crops.iter().enumerate() {
@@ -201,25 +250,36 @@ fn throughput(a: ThroughputArgs) -> Result<()> {
     for _ in 0..a.rounds.max(1) {
         let serial = serial_pass(&engine, &crops, a.max_tokens)?;
         let batched = batched_pass(&engine, &crops, a.max_tokens)?;
-        rounds.push((serial, batched));
+        // The same passes stopped after the first token: preprocessing, vision and prefill only,
+        // the part of a request that decoding's batching cannot amortise.
+        let serial_first = serial_pass(&engine, &crops, 1)?.seconds;
+        let batched_first = batched_pass(&engine, &crops, 1)?.seconds;
+        rounds.push(Round { serial, batched, serial_first, batched_first });
     }
     let stats = engine.stats();
-    let speedups: Vec<f64> = rounds.iter().map(|(s, b)| b.tokens_per_s() / s.tokens_per_s()).collect();
-    let peak_blocks = rounds.iter().map(|(_, b)| b.peak_blocks).max().unwrap_or(0);
-    let (sat_sum, sat_n) =
-        rounds.iter().fold((0.0, 0), |(s, n), (_, b)| (s + b.saturated.0 * b.saturated.1 as f64, n + b.saturated.1));
+    let medians = |f: &dyn Fn(&Round) -> f64| median(rounds.iter().map(f).collect());
+    let peak_blocks = rounds.iter().map(|r| r.batched.peak_blocks).max().unwrap_or(0);
+    let (sat_sum, sat_n) = rounds
+        .iter()
+        .map(|r| r.batched.saturated)
+        .fold((0.0, 0), |(s, n), (mean, count)| (s + mean * count as f64, n + count));
     let report = json!({
         "requests": a.requests,
         "max_tokens": a.max_tokens,
-        "rounds": rounds.iter().zip(&speedups).map(|((s, b), x)| json!({
-            "serial": {"tokens": s.tokens, "seconds": s.seconds, "tokens_per_s": s.tokens_per_s()},
-            "batched": {"tokens": b.tokens, "seconds": b.seconds, "tokens_per_s": b.tokens_per_s()},
-            "speedup": x,
+        "rounds": rounds.iter().map(|r| json!({
+            "serial": {"tokens": r.serial.tokens, "seconds": r.serial.seconds, "tokens_per_s": r.serial.tokens_per_s()},
+            "batched": {"tokens": r.batched.tokens, "seconds": r.batched.seconds, "tokens_per_s": r.batched.tokens_per_s()},
+            "first_token_only": {"serial_seconds": r.serial_first, "batched_seconds": r.batched_first},
+            "speedup": r.speedup(),
+            "decode_speedup": r.decode_speedup(),
+            "speedup_ceiling": r.ceiling(),
         })).collect::<Vec<_>>(),
         // Medians over the rounds; `serial`/`batched` keep the keys tools/bench/hf_compare.py reads.
-        "serial": {"tokens_per_s": median(rounds.iter().map(|(s, _)| s.tokens_per_s()).collect())},
-        "batched": {"tokens_per_s": median(rounds.iter().map(|(_, b)| b.tokens_per_s()).collect())},
-        "speedup_median": median(speedups),
+        "serial": {"tokens_per_s": medians(&|r| r.serial.tokens_per_s())},
+        "batched": {"tokens_per_s": medians(&|r| r.batched.tokens_per_s())},
+        "speedup_median": medians(&Round::speedup),
+        "decode_speedup_median": medians(&Round::decode_speedup),
+        "speedup_ceiling_median": medians(&Round::ceiling),
         "batched_preemptions": stats.preemptions - preempted_before,
         "kv_blocks_total": stats.blocks_total,
         "kv_blocks_peak_used": peak_blocks,

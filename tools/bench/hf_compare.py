@@ -31,7 +31,8 @@ def main() -> int:
     crops = Path(tempfile.mkdtemp(prefix="folio-crops-"))
     out = subprocess.run(
         [args.folio, "bench", "throughput", "--model", args.model, "--requests", str(args.requests),
-         "--max-tokens", str(args.max_tokens), "--kv-cache-memory", args.kv_cache_memory, "--save-crops", str(crops)],
+         "--max-tokens", str(args.max_tokens), "--kv-cache-memory", args.kv_cache_memory, "--crops", "regions",
+         "--save-crops", str(crops)],
         check=True, capture_output=True, text=True)
     folio = json.loads(out.stdout)
 
