@@ -22,8 +22,7 @@ fn main() -> Result<()> {
     println!("threads: {}, hidden {hidden}, intermediate {inter}", candle_core::utils::get_num_threads());
     // A decoder layer's projections as (in, out): q/k/v/o folded to hidden × hidden, gate+up, down.
     let shapes = [(hidden, hidden), (hidden, 2 * inter), (inter, hidden)];
-    let weights =
-        shapes.iter().map(|&(i, o)| Tensor::randn(0f32, 0.02, (i, o), &dev)).collect::<Result<Vec<_>>>()?;
+    let weights = shapes.iter().map(|&(i, o)| Tensor::randn(0f32, 0.02, (i, o), &dev)).collect::<Result<Vec<_>>>()?;
     let mut base = None;
     for m in [1usize, 4, 16, 64, 256] {
         let xs = shapes.iter().map(|&(i, _)| Tensor::randn(0f32, 1.0, (m, i), &dev)).collect::<Result<Vec<_>>>()?;
