@@ -12,7 +12,7 @@ use image::{DynamicImage, Rgb, RgbImage};
 use folio::engine::{Engine, EngineConfig};
 use folio::models::paddleocr_vl::Checkpoint;
 use folio::pipeline::metrics::{levenshtein, normalize_whitespace, CerTally};
-use folio::pipeline::page::{read_pages, PageOptions, MAX_LINE_WIDTH};
+use folio::pipeline::page::{read_pages, PageOptions};
 use folio::synth::{Generator, LineStyle, Style, SynthConfig};
 use folio::train::LINE_HEIGHT;
 
@@ -72,6 +72,10 @@ fn paste(page: &mut RgbImage, img: &RgbImage, x: u32, y: u32) {
     }
 }
 
+/// The widest piece (px at [`LINE_HEIGHT`]) in these tests, wider than the default so that only
+/// the page's one long line needs a split.
+const MAX_LINE_WIDTH: u32 = 1500;
+
 /// A single-column page: a heading, body lines, and one line too wide for the model in one piece.
 /// Returns the page and each line's (centre y, needs a split).
 fn rendered_page() -> (RgbImage, Vec<(f32, bool)>) {
@@ -107,7 +111,7 @@ fn page_lines_are_found_split_and_read_in_order() {
     let (page, expected) = rendered_page();
     let ck = Arc::new(Checkpoint::load(&fixture_dir(), DType::F32, &Device::Cpu).expect("fixture checkpoint"));
     let engine = Engine::start(ck, EngineConfig { kv_cache_memory: 16 << 20, ..EngineConfig::default() }).unwrap();
-    let opts = PageOptions { max_tokens: 3, ..PageOptions::default() };
+    let opts = PageOptions { max_tokens: 3, max_line_width: MAX_LINE_WIDTH, ..PageOptions::default() };
     // Two pages at once (the second a copy): every line of both goes to the engine together.
     let pages = [DynamicImage::ImageRgb8(page.clone()), DynamicImage::ImageRgb8(page)];
     let results = read_pages(&engine, &pages, &opts);
@@ -147,7 +151,8 @@ fn ocr_page_cli_prints_json_per_page() {
     let path = dir.join("page.png");
     page.save(&path).unwrap();
     let out = folio()
-        .args(["ocr", "--page", "--json", "--max-tokens", "3", "--kv-cache-memory", "16MiB", "--model"])
+        .args(["ocr", "--page", "--json", "--max-tokens", "3", "--kv-cache-memory", "16MiB"])
+        .args(["--max-line-width", &MAX_LINE_WIDTH.to_string(), "--model"])
         .arg(fixture_dir())
         .arg(&path)
         .output()
