@@ -3,6 +3,7 @@
 pub mod embedded;
 pub mod hub;
 pub mod kv;
+pub mod linear;
 pub mod no_cache;
 pub mod ops;
 pub mod paddleocr_vl;

@@ -2,10 +2,11 @@
 //! token (LayerNorm → merge → Linear → GELU (exact erf) → Linear).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::config::Config;
 use super::vision::PatchGrid;
+use crate::models::linear::{linear, Linear};
 use crate::models::ops::LayerNorm;
 
 pub struct Projector {

@@ -6,10 +6,11 @@
 //! go through the [`KvCache`] it is handed.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{embedding, linear_b, linear_no_bias, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::TextConfig;
 use crate::models::kv::{KvCache, StepLayout};
+use crate::models::linear::{linear_b, linear_no_bias, Linear};
 use crate::models::ops::{self, RmsNorm};
 
 /// 3D positions (temporal, height, width) of one token. Text tokens have three equal components.
@@ -149,7 +150,7 @@ impl TextModel {
         let m = vb.pp("model");
         let embed_tokens = embedding(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?;
         let lm_head = if cfg.tie_word_embeddings {
-            Linear::new(embed_tokens.embeddings().clone(), None)
+            Linear::tied(embed_tokens.embeddings())?
         } else {
             linear_no_bias(cfg.hidden_size, cfg.vocab_size, vb.pp("lm_head"))?
         };

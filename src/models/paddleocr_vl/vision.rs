@@ -9,10 +9,11 @@
 //! embedding on (row, column).
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::attention::dense_attention;
 use super::config::VisionConfig;
+use crate::models::linear::{linear, Linear};
 use crate::models::ops::{self, LayerNorm};
 
 /// Patch grid of one image, in patches (the `grid_thw` of the reference with t = 1).
@@ -43,7 +44,7 @@ impl PatchEmbedding {
         let bias = conv.get(h, "bias")?;
         let side = cfg.position_grid_side();
         let position_table = vb.pp("position_embedding").get((side * side, h), "weight")?;
-        Ok(Self { proj: Linear::new(weight, Some(bias)), position_table, grid_side: side })
+        Ok(Self { proj: Linear::new(weight, Some(bias))?, position_table, grid_side: side })
     }
 
     fn forward(&self, patches: &Tensor, grids: &[PatchGrid]) -> Result<Tensor> {
