@@ -206,9 +206,11 @@ impl Round {
         self.batched.tokens_per_s() / self.serial.tokens_per_s()
     }
 
-    /// Batched over serial on the time after the first token (decode steps alone).
-    fn decode_speedup(&self) -> f64 {
-        (self.serial.seconds - self.serial_first) / (self.batched.seconds - self.batched_first).max(1e-9)
+    /// Batched over serial on the time after the first token (decode steps alone); `None` when
+    /// that time is lost in the noise of a pass (a difference that is not positive).
+    fn decode_speedup(&self) -> Option<f64> {
+        let (serial, batched) = (self.serial.seconds - self.serial_first, self.batched.seconds - self.batched_first);
+        (serial > 0.0 && batched > 0.0).then(|| serial / batched)
     }
 
     /// The speedup if batched decoding took no time at all: serial time over the batched time to
@@ -263,6 +265,8 @@ fn throughput(a: ThroughputArgs) -> Result<()> {
         .iter()
         .map(|r| r.batched.saturated)
         .fold((0.0, 0), |(s, n), (mean, count)| (s + mean * count as f64, n + count));
+    let decode_speedups: Vec<f64> = rounds.iter().filter_map(Round::decode_speedup).collect();
+    let decode_median = (!decode_speedups.is_empty()).then(|| median(decode_speedups));
     let report = json!({
         "requests": a.requests,
         "max_tokens": a.max_tokens,
@@ -278,7 +282,7 @@ fn throughput(a: ThroughputArgs) -> Result<()> {
         "serial": {"tokens_per_s": medians(&|r| r.serial.tokens_per_s())},
         "batched": {"tokens_per_s": medians(&|r| r.batched.tokens_per_s())},
         "speedup_median": medians(&Round::speedup),
-        "decode_speedup_median": medians(&Round::decode_speedup),
+        "decode_speedup_median": decode_median,
         "speedup_ceiling_median": medians(&Round::ceiling),
         "batched_preemptions": stats.preemptions - preempted_before,
         "kv_blocks_total": stats.blocks_total,
