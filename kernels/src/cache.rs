@@ -78,7 +78,7 @@ impl CacheGeometry {
             });
         }
         let block = self.block_len();
-        if key_len % block != 0 {
+        if !key_len.is_multiple_of(block) {
             return Err(KernelError::NotAMultiple { what: "key/value cache", len: key_len, unit: block });
         }
         Ok(key_len / block)

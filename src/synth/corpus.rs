@@ -15,7 +15,7 @@ pub const HELD_OUT_MODULUS: u64 = 20;
 
 /// Whether a corpus line belongs to the held-out text (never shown by the `train` split).
 pub fn is_held_out(line: &str) -> bool {
-    fnv1a(line.as_bytes()) % HELD_OUT_MODULUS == 0
+    fnv1a(line.as_bytes()).is_multiple_of(HELD_OUT_MODULUS)
 }
 
 pub struct Corpus {
@@ -230,7 +230,7 @@ fn group_thousands(n: u64, sep: char) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(sep);
         }
         out.push(c);

@@ -43,7 +43,7 @@ fn log_softmax(logits: &[f32], classes: usize) -> Vec<f64> {
 /// `None` when no alignment exists: fewer frames than labels plus the blanks needed between
 /// repeated labels, an empty input, or a label out of range.
 pub fn ctc(logits: &[f32], classes: usize, labels: &[u32], blank: u32) -> Option<CtcOutput> {
-    if classes == 0 || logits.is_empty() || logits.len() % classes != 0 {
+    if classes == 0 || logits.is_empty() || !logits.len().is_multiple_of(classes) {
         return None;
     }
     let frames = logits.len() / classes;
@@ -149,7 +149,7 @@ mod tests {
     }
 
     fn logits(frames: usize, classes: usize, seed: u32) -> Vec<f32> {
-        (0..frames * classes).map(|i| (((i as u32 * 2654435761 ^ seed) % 1000) as f32 / 250.0) - 2.0).collect()
+        (0..frames * classes).map(|i| ((((i as u32 * 2654435761) ^ seed) % 1000) as f32 / 250.0) - 2.0).collect()
     }
 
     #[test]

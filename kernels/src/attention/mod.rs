@@ -170,7 +170,7 @@ pub(crate) fn validate<C>(
     scale: f32,
 ) -> Result<usize, KernelError> {
     let geom = cache.geom;
-    if heads == 0 || heads % geom.kv_heads() != 0 {
+    if heads == 0 || !heads.is_multiple_of(geom.kv_heads()) {
         return Err(KernelError::HeadsNotMultipleOfKvHeads { heads, kv_heads: geom.kv_heads() });
     }
     if !scale.is_finite() {
@@ -181,7 +181,7 @@ pub(crate) fn validate<C>(
         len: queries_len,
         unit: usize::MAX,
     })?;
-    if queries_len % row != 0 {
+    if !queries_len.is_multiple_of(row) {
         return Err(KernelError::NotAMultiple {
             what: "queries (tokens × heads × head_dim)",
             len: queries_len,

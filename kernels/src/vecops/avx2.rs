@@ -75,7 +75,7 @@ impl VecOps for Avx2Fma {
     fn axpy_block<C: Element>(acc: &mut [f32], w: &[f32], w_stride: usize, v: &[C], v_stride: usize, counts: &[usize]) {
         let rows = counts.len();
         let n_max = counts.iter().copied().max().unwrap_or(0);
-        if rows == 0 || n_max == 0 || acc.len() % rows != 0 {
+        if rows == 0 || n_max == 0 || !acc.len().is_multiple_of(rows) {
             return;
         }
         let hd = acc.len() / rows;

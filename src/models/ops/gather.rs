@@ -15,7 +15,7 @@ use super::{by_dtype, for_rows, last_dim, slice, Acc, Elem};
 /// `table`: `(rows, width)`; `idx`/`weights`: `taps` entries per output row. Returns
 /// `(idx.len() / taps, width)`.
 pub fn weighted_gather(table: &Tensor, idx: Vec<u32>, weights: Vec<f32>, taps: usize) -> Result<Tensor> {
-    if taps == 0 || idx.len() != weights.len() || idx.len() % taps != 0 {
+    if taps == 0 || idx.len() != weights.len() || !idx.len().is_multiple_of(taps) {
         candle_core::bail!("weighted_gather: {} indices, {} weights, {taps} taps", idx.len(), weights.len());
     }
     let (rows, _) = table.dims2()?;

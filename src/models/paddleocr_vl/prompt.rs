@@ -135,7 +135,7 @@ impl PromptBuilder {
         let mut env = minijinja::Environment::new();
         env.add_template("chat", &self.template).context("parsing the chat template")?;
         let tmpl = env.get_template("chat")?;
-        Ok(tmpl.render(Value::Object(ctx)).context("rendering the chat template")?)
+        tmpl.render(Value::Object(ctx)).context("rendering the chat template")
     }
 
     /// Token ids of a user turn whose `i`-th image becomes `image_tokens[i]` image tokens.
