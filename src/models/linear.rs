@@ -36,17 +36,15 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match x.rank() {
-            2 => x.matmul(&self.weight_t)?,
+        // Every leading dimension folds into the rows of one 2-D matmul.
+        let Some((&k, lead)) = x.dims().split_last() else {
+            candle_core::bail!("linear: a scalar input has no feature dimension");
+        };
+        let y = match lead {
+            [_] => x.matmul(&self.weight_t)?,
             _ => {
-                // Every leading dimension folds into the rows of one 2-D matmul.
-                let dims = x.dims();
-                let (lead, k) = (&dims[..dims.len() - 1], dims[dims.len() - 1]);
-                let rows = lead.iter().product::<usize>();
-                let out = x.reshape((rows, k))?.matmul(&self.weight_t)?;
-                let mut shape = lead.to_vec();
-                shape.push(self.weight_t.dim(1)?);
-                out.reshape(shape)?
+                let y = x.reshape((lead.iter().product::<usize>(), k))?.matmul(&self.weight_t)?;
+                y.reshape([lead, &[self.weight_t.dim(1)?]].concat())?
             }
         };
         match &self.bias {

@@ -2,9 +2,11 @@
 //!
 //! candle_nn's fast kernels (`softmax_last_dim`, `rms_norm`, `layer_norm`, `rope_thd`) have no
 //! backward: a loss computed through them silently gets no gradient upstream. These ops compute the
-//! same values (to rounding) on row slices (and `gelu_tanh`, whose candle version is scalar libm, and `weighted_gather`), in parallel over rows, and carry a hand-written backward
-//! that is itself a fused kernel. Everything else the model uses (matmul, gelu, gelu_erf, silu,
-//! index_select, broadcasts, narrow, cat, sum, to_dtype, …) already has a backward in candle 0.11.1.
+//! same values (to rounding) on row slices, in parallel over rows, and carry a hand-written backward
+//! that is itself a fused kernel. Two more replace slow candle compositions: `gelu_tanh` (candle's
+//! calls scalar libm `tanhf`) and `weighted_gather` (the position table's bilinear resampling).
+//! Everything else the model uses (matmul, gelu_erf, silu, index_select, broadcasts, narrow, cat,
+//! sum, to_dtype, …) already has a backward in candle 0.11.1.
 //!
 //! Arithmetic happens in f32 for f32, bf16 and f16 tensors (16-bit values are widened, accumulated in
 //! f32 and rounded once on store) and in f64 for f64 tensors, which makes finite-difference gradient
