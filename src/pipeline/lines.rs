@@ -2,16 +2,19 @@
 //!
 //! 1. Binarise: Otsu's threshold on the grayscale page (or a fixed one); a page that is mostly
 //!    "ink" is taken as light text on a dark background and inverted.
-//! 2. Rows with ink form bands. Horizontal rules (thin, solid, wide bands) are dropped. Other thin
-//!    bands (dots of i, accents, underlines) join the nearest line when close, else they are specks
-//!    and dropped (unless they carry real ink).
-//! 3. Bands much taller than the typical line (touching lines) are cut at profile minima — only
+//! 2. Ruling lines (table borders, separators) are erased from the binarised page
+//!    ([`rules`](super::rules)), sized by a first estimate of the line height.
+//! 3. Rows with ink form bands. Thin bands (dots of i, accents, underlines) join the nearest line
+//!    when close, else they are specks and dropped (unless they carry real ink).
+//! 4. Bands much taller than the typical line (touching lines) are cut at profile minima — only
 //!    where the profile really dips (a valley between two lines), so a tall heading stays whole.
-//! 4. Each band gets its ink's horizontal extent and a small padding.
+//! 5. Each band gets its ink's horizontal extent and a small padding.
 //!
 //! Boxes come back top to bottom. Multi-column pages need a layout detector first.
 
 use image::{DynamicImage, GrayImage};
+
+use super::rules::InkMask;
 
 /// A line's crop box in page pixels; `x1` and `y1` are exclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,52 +108,49 @@ pub fn find_lines(page: &DynamicImage, opts: &LineFinderOptions) -> Vec<LineBox>
 }
 
 pub fn find_lines_gray(gray: &GrayImage, opts: &LineFinderOptions) -> Vec<LineBox> {
+    scan_page(gray, opts).boxes
+}
+
+/// What the line finder saw on a page.
+pub struct PageScan {
+    /// Text lines, top to bottom.
+    pub boxes: Vec<LineBox>,
+    /// Ruling-line pixels (row-major over the page) erased before lines were looked for; empty
+    /// when there were none. See [`rules`](super::rules).
+    pub rules: Vec<bool>,
+}
+
+/// Finds the text lines and the ruling lines of a page.
+pub fn scan_page(gray: &GrayImage, opts: &LineFinderOptions) -> PageScan {
+    let none = PageScan { boxes: Vec::new(), rules: Vec::new() };
     let (w, h) = (gray.width() as usize, gray.height() as usize);
     if w == 0 || h == 0 {
-        return Vec::new();
+        return none;
     }
     let (lo, hi) = gray.pixels().fold((255u8, 0u8), |(lo, hi), p| (lo.min(p.0[0]), hi.max(p.0[0])));
     if hi.saturating_sub(lo) < 32 {
-        return Vec::new(); // blank (or nearly) page
+        return none; // blank (or nearly) page
     }
-    let t = opts.threshold.unwrap_or_else(|| otsu_threshold(gray));
-    let raw = gray.as_raw();
-    let dark = raw.iter().filter(|&&v| v <= t).count();
-    let invert = dark * 2 > raw.len();
-    let is_ink = |v: u8| if invert { v > t } else { v <= t };
-
-    let rows: Vec<u64> =
-        (0..h).map(|y| raw[y * w..(y + 1) * w].iter().filter(|&&v| is_ink(v)).count() as u64).collect();
+    let mut ink = InkMask::binarise(gray, opts.threshold.unwrap_or_else(|| otsu_threshold(gray)));
+    let mut rows = ink.row_counts();
     let min_row = ((w as f64 * 0.001).round() as u64).max(1);
 
-    let mut bands = Vec::new();
-    let mut y = 0;
-    while y < h {
-        if rows[y] >= min_row {
-            let y0 = y;
-            let mut ink = 0;
-            while y < h && rows[y] >= min_row {
-                ink += rows[y];
-                y += 1;
-            }
-            bands.push(Band { y0, y1: y, ink });
-        } else {
-            y += 1;
-        }
+    // The typical line height before rules are known: a table's side borders put ink in every
+    // row, so only rows with a text line's worth of ink (1% of the width) count here.
+    let dense = bands_of(&rows, ((w as f64 * 0.01).round() as u64).max(min_row));
+    let first_guess = if dense.is_empty() { bands_of(&rows, min_row) } else { dense };
+    if first_guess.is_empty() {
+        return none;
     }
+    let rules = ink.erase_rules(weighted_median_height(&first_guess).max(2) as f32);
+    if !rules.is_empty() {
+        rows = ink.row_counts();
+    }
+    let mut bands = bands_of(&rows, min_row);
     if bands.is_empty() {
-        return Vec::new();
+        return PageScan { boxes: Vec::new(), rules };
     }
-    let mut med = weighted_median_height(&bands).max(2) as f32;
-
-    // Horizontal rules (header/footer separators, table borders): thin rows whose ink is one
-    // solid run much wider than a line is tall. They carry no text and would glue themselves to
-    // the nearest line.
-    bands.retain(|b| !(b.h() as f32 <= (0.25 * med).max(1.0) && is_rule(raw, w, b, &is_ink, med)));
-    if bands.is_empty() {
-        return Vec::new();
-    }
-    med = weighted_median_height(&bands).max(2) as f32;
+    let med = weighted_median_height(&bands).max(2) as f32;
 
     // Thin bands: attach to the nearer neighbour when close, else drop specks.
     let mut i = 0;
@@ -239,10 +239,10 @@ pub fn find_lines_gray(gray: &GrayImage, opts: &LineFinderOptions) -> Vec<LineBo
         let mut x0 = w;
         let mut x1 = 0;
         for yy in b.y0..b.y1 {
-            let row = &raw[yy * w..(yy + 1) * w];
-            if let Some(first) = row.iter().position(|&v| is_ink(v)) {
+            let row = ink.row(yy);
+            if let Some(first) = row.iter().position(|&v| v) {
                 x0 = x0.min(first);
-                let last = row.iter().rposition(|&v| is_ink(v)).unwrap_or(first);
+                let last = row.iter().rposition(|&v| v).unwrap_or(first);
                 x1 = x1.max(last + 1);
             }
         }
@@ -257,21 +257,27 @@ pub fn find_lines_gray(gray: &GrayImage, opts: &LineFinderOptions) -> Vec<LineBo
             y1: (b.y1 + pad).min(h) as u32,
         });
     }
-    out
+    PageScan { boxes: out, rules }
 }
 
-/// Whether every row of the band is one solid run of ink at least three line heights long.
-fn is_rule(raw: &[u8], w: usize, b: &Band, is_ink: &impl Fn(u8) -> bool, med: f32) -> bool {
-    (b.y0..b.y1).all(|y| {
-        let row = &raw[y * w..(y + 1) * w];
-        let (Some(first), Some(last)) = (row.iter().position(|&v| is_ink(v)), row.iter().rposition(|&v| is_ink(v)))
-        else {
-            return false;
-        };
-        let span = last + 1 - first;
-        let ink = row[first..=last].iter().filter(|&&v| is_ink(v)).count();
-        span as f32 >= 3.0 * med && ink * 10 >= span * 9
-    })
+/// Runs of rows holding at least `min_row` ink pixels.
+fn bands_of(rows: &[u64], min_row: u64) -> Vec<Band> {
+    let mut bands = Vec::new();
+    let mut y = 0;
+    while y < rows.len() {
+        if rows[y] >= min_row {
+            let y0 = y;
+            let mut ink = 0;
+            while y < rows.len() && rows[y] >= min_row {
+                ink += rows[y];
+                y += 1;
+            }
+            bands.push(Band { y0, y1: y, ink });
+        } else {
+            y += 1;
+        }
+    }
+    bands
 }
 
 /// Median band height, each band weighted by its ink (so dots and specks do not count).
@@ -392,6 +398,43 @@ mod tests {
         assert!(found[0].x0 >= 590, "the header's box does not reach over the rule: {:?}", found[0]);
         let hc = hy as f32 + heading.height() as f32 / 2.0;
         assert!((found[1].center_y() - hc).abs() < 6.0, "heading whole: {:?}", found[1]);
+    }
+
+    /// Text in a ruled box (a table, a framed listing): each line inside is found on its own, its
+    /// box does not reach out to the borders, and the borders give no line of their own.
+    #[test]
+    fn finds_lines_inside_a_ruled_box() {
+        let gen = Generator::new(SynthConfig::default()).expect("synthetic-data fonts (run scripts/setup.sh)");
+        let face = gen.face_index("DejaVu Serif", Style::Regular).expect("DejaVu Serif");
+        let mut st = LineStyle::clean(face, 22.0);
+        st.pad = [0.0; 4];
+        st.line_box = false;
+        let mut page = RgbImage::from_pixel(800, 400, Rgb([255, 255, 255]));
+        let above = gen.draw("A paragraph above the table.", &st).expect("draw").image;
+        paste_dark(&mut page, &above, 40, 20);
+        let (bx0, by0, bx1, by1) = (30u32, 80u32, 770u32, 330u32);
+        for x in bx0..bx1 {
+            page.put_pixel(x, by0, Rgb([0, 0, 0]));
+            page.put_pixel(x, by1, Rgb([0, 0, 0]));
+        }
+        for y in by0..=by1 {
+            page.put_pixel(bx0, y, Rgb([0, 0, 0]));
+            page.put_pixel(bx1 - 1, y, Rgb([0, 0, 0]));
+        }
+        let mut y = by0 + 20;
+        let mut centres = vec![20.0 + above.height() as f32 / 2.0];
+        for t in ["first row of the table", "second row, a little longer", "third and last row"] {
+            let img = gen.draw(t, &st).expect("draw").image;
+            paste_dark(&mut page, &img, 60, y);
+            centres.push(y as f32 + img.height() as f32 / 2.0);
+            y += img.height() + 40;
+        }
+        let found = find_lines(&DynamicImage::ImageRgb8(page), &LineFinderOptions::default());
+        assert_eq!(found.len(), centres.len(), "{found:?}");
+        for (b, c) in found.iter().zip(&centres) {
+            assert!((b.center_y() - c).abs() < 6.0, "{b:?} vs centre {c}");
+        }
+        assert!(found[1..].iter().all(|b| b.x0 > bx0 + 10 && b.x1 < 700), "boxes stay off the borders: {found:?}");
     }
 
     /// Two lines with no blank row between them are split apart.

@@ -7,3 +7,4 @@
 pub mod lines;
 pub mod metrics;
 pub mod page;
+pub mod rules;

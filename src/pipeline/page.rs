@@ -9,10 +9,10 @@
 use std::collections::VecDeque;
 
 use anyhow::Result;
-use image::{DynamicImage, GrayImage, RgbImage};
+use image::{DynamicImage, GrayImage, Pixel, RgbImage};
 use serde::Serialize;
 
-use super::lines::{find_lines_gray, otsu_threshold, LineBox, LineFinderOptions};
+use super::lines::{otsu_threshold, scan_page, LineBox, LineFinderOptions};
 use crate::engine::sampling::SamplingParams;
 use crate::engine::{Engine, Request, RequestStream};
 use crate::models::paddleocr_vl::Task;
@@ -215,10 +215,19 @@ pub struct LineCrops {
 
 /// Finds a page's lines and cuts each into normalised piece crops, top to bottom.
 pub fn cut_page(page: &DynamicImage, opts: &PageOptions) -> Vec<LineCrops> {
-    let gray = page.to_luma8();
-    let boxes = find_lines_gray(&gray, &opts.lines);
-    let rgb: RgbImage = page.to_rgb8();
-    boxes
+    let mut gray = page.to_luma8();
+    let scan = scan_page(&gray, &opts.lines);
+    let mut rgb: RgbImage = page.to_rgb8();
+    if !scan.rules.is_empty() {
+        // Rules go from what the model reads too: a border at a crop's edge reads as "|" or "—".
+        let paper = paper_colour(&rgb);
+        let luma = image::Rgb(paper).to_luma();
+        for ((g, c), _) in gray.pixels_mut().zip(rgb.pixels_mut()).zip(&scan.rules).filter(|(_, &r)| r) {
+            *g = luma;
+            *c = image::Rgb(paper);
+        }
+    }
+    scan.boxes
         .into_iter()
         .map(|b| {
             let g = image::imageops::crop_imm(&gray, b.x0, b.y0, b.width(), b.height()).to_image();
@@ -235,6 +244,27 @@ pub fn cut_page(page: &DynamicImage, opts: &PageOptions) -> Vec<LineCrops> {
             LineCrops { bbox: b, pieces, images }
         })
         .collect()
+}
+
+/// The page's paper: per channel, the median over a sample of pixels (a page is mostly paper).
+fn paper_colour(rgb: &RgbImage) -> [u8; 3] {
+    let mut hist = [[0u32; 256]; 3];
+    let mut n = 0u32;
+    for p in rgb.pixels().step_by(7) {
+        for (h, &v) in hist.iter_mut().zip(&p.0) {
+            h[v as usize] += 1;
+        }
+        n += 1;
+    }
+    hist.map(|h| {
+        let mut acc = 0;
+        h.iter()
+            .position(|&c| {
+                acc += c;
+                acc * 2 >= n
+            })
+            .unwrap_or(255) as u8
+    })
 }
 
 /// Joins piece texts: trimmed, with a space where the cut was a word space.
@@ -408,5 +438,44 @@ mod tests {
         let p = |s| Piece { x0: 0, x1: 1, space_before: s };
         let texts = ["Hello ".to_string(), " world".to_string(), "wide".to_string(), "".to_string()];
         assert_eq!(join_pieces(&[p(false), p(true), p(false), p(true)], &texts), "Hello worldwide");
+    }
+
+    /// Blocks of "text" in a box on tinted paper: one crop per block, and the border at the crops'
+    /// edges is painted with the paper's colour.
+    #[test]
+    fn crops_inside_a_ruled_box_carry_no_border() {
+        let paper = image::Rgb([240, 236, 225]);
+        let mut page = RgbImage::from_pixel(600, 300, paper);
+        let ink = image::Rgb([20, 20, 20]);
+        for x in 20..580 {
+            page.put_pixel(x, 20, ink);
+            page.put_pixel(x, 280, ink);
+        }
+        for y in 20..=280 {
+            page.put_pixel(20, y, ink);
+            page.put_pixel(579, y, ink);
+        }
+        // Three rows of words, 16 px tall, the first word 2 px from the left border (so the
+        // line's padded box takes the border in).
+        for row in 0..3u32 {
+            let y0 = 60 + 70 * row;
+            for word in 0..8u32 {
+                let x0 = 22 + 60 * word;
+                for y in y0..y0 + 16 {
+                    for x in x0..x0 + 40 {
+                        page.put_pixel(x, y, ink);
+                    }
+                }
+            }
+        }
+        let lines = cut_page(&DynamicImage::ImageRgb8(page), &PageOptions::default());
+        assert_eq!(lines.len(), 3, "{:?}", lines.iter().map(|l| l.bbox).collect::<Vec<_>>());
+        for l in &lines {
+            assert!(l.bbox.x0 <= 20, "the box takes the border in: {:?}", l.bbox);
+            // The crop's leftmost column lies on the border: it must be paper now.
+            let first = l.images[0].to_rgb8();
+            let dark = (0..first.height()).filter(|&y| first.get_pixel(0, y).0[0] < 128).count();
+            assert_eq!(dark, 0, "border ink in the crop of {:?}", l.bbox);
+        }
     }
 }
