@@ -44,7 +44,7 @@ pub struct Piece {
 /// no gap at all at its least-inked column near the middle. The outer 10% of rows are left out
 /// of the projection: the line finder's padding may hold a neighbour line's descenders. Pieces
 /// come back left to right, without overlap; a piece's blank margins are trimmed to a line's
-/// usual padding, so pieces need not touch.
+/// usual padding, so pieces need not touch, and blank pieces are dropped.
 pub fn split_wide_line(crop: &GrayImage, max_width: u32) -> Vec<Piece> {
     let (w, h) = crop.dimensions();
     if w == 0 || h == 0 {
@@ -71,20 +71,19 @@ pub fn split_wide_line(crop: &GrayImage, max_width: u32) -> Vec<Piece> {
             x += 1;
         }
     }
-    let space_px = (h as f32 * 0.1).max(2.0);
-    let mut out = Vec::new();
-    split_range(&cols, &gaps, 0, w, false, max_px, space_px, &mut out);
     // A cut through a wide gap (a running header's page number, a table) leaves a piece with a
-    // long blank margin the model never saw in training: trim margins to a line's usual padding.
-    let pad = ((h as f32 * 0.12).round() as u32).max(2);
-    for p in &mut out {
-        let ink = &cols[p.x0 as usize..p.x1 as usize];
-        if let (Some(first), Some(last)) = (ink.iter().position(|&c| c > 0), ink.iter().rposition(|&c| c > 0)) {
-            let (x0, x1) = (p.x0 + first as u32, p.x0 + last as u32 + 1);
-            p.x0 = p.x0.max(x0.saturating_sub(pad));
-            p.x1 = p.x1.min(x1 + pad);
-        }
-    }
+    // long blank margin the model never saw in training: every piece is trimmed to its ink plus a
+    // line's usual padding before it is measured, and a piece with no ink is dropped (the model
+    // reads blank paper as dashes).
+    let splitter = Splitter {
+        cols: &cols,
+        gaps: &gaps,
+        max_px,
+        space_px: (h as f32 * 0.1).max(2.0),
+        pad: ((h as f32 * 0.12).round() as u32).max(2),
+    };
+    let mut out = Vec::new();
+    splitter.split(0, w, false, &mut out);
     out
 }
 
@@ -109,46 +108,56 @@ fn column_ink(crop: &GrayImage) -> Vec<u32> {
     cols
 }
 
-#[allow(clippy::too_many_arguments)]
-fn split_range(
-    cols: &[u32],
-    gaps: &[(u32, u32)],
-    x0: u32,
-    x1: u32,
-    space_before: bool,
+/// The recursive cutting of [`split_wide_line`] over one crop's column profile.
+struct Splitter<'a> {
+    cols: &'a [u32],
+    /// Blank column runs strictly inside the crop.
+    gaps: &'a [(u32, u32)],
     max_px: u32,
+    /// Least gap width that is a word space.
     space_px: f32,
-    out: &mut Vec<Piece>,
-) {
-    let len = x1 - x0;
-    if len <= max_px || len < 2 {
-        out.push(Piece { x0, x1, space_before });
-        return;
-    }
-    let mid = x0 as f32 + len as f32 / 2.0;
-    let inside: Vec<(u32, u32)> = gaps.iter().copied().filter(|&(s, e)| s > x0 && e < x1).collect();
-    let centre = |&(s, e): &(u32, u32)| (s + e) as f32 / 2.0;
-    let (lo, hi) = (x0 as f32 + len as f32 / 4.0, x1 as f32 - len as f32 / 4.0);
-    let middle = inside.iter().filter(|g| (lo..=hi).contains(&centre(g))).max_by(|a, b| {
-        (a.1 - a.0).cmp(&(b.1 - b.0)).then_with(|| (centre(b) - mid).abs().total_cmp(&(centre(a) - mid).abs()))
-    });
-    let nearest = || inside.iter().min_by(|a, b| (centre(a) - mid).abs().total_cmp(&(centre(b) - mid).abs()));
-    let (cut, space) = match middle.or_else(nearest) {
-        Some(&(s, e)) => ((s + e) / 2, (e - s) as f32 >= space_px),
-        None => {
-            // No blank column at all: the least-inked column in the middle half, nearest the middle.
-            let (a, b) = ((lo as u32).max(x0 + 1), (hi as u32).min(x1 - 1).max(x0 + 1));
-            let best = (a..=b).min_by(|&p, &q| {
-                cols[p as usize]
-                    .cmp(&cols[q as usize])
-                    .then_with(|| (p as f32 - mid).abs().total_cmp(&(q as f32 - mid).abs()))
-            });
-            (best.unwrap_or(x0 + len / 2), false)
+    /// Blank margin kept on each side of a piece's ink.
+    pad: u32,
+}
+
+impl Splitter<'_> {
+    fn split(&self, x0: u32, x1: u32, space_before: bool, out: &mut Vec<Piece>) {
+        let ink = &self.cols[x0 as usize..x1 as usize];
+        let (Some(first), Some(last)) = (ink.iter().position(|&c| c > 0), ink.iter().rposition(|&c| c > 0)) else {
+            return;
+        };
+        let (x0, x1) = (x0.max((x0 + first as u32).saturating_sub(self.pad)), x1.min(x0 + last as u32 + 1 + self.pad));
+        let len = x1 - x0;
+        if len <= self.max_px || len < 2 {
+            out.push(Piece { x0, x1, space_before });
+            return;
         }
-    };
-    let cut = cut.clamp(x0 + 1, x1 - 1);
-    split_range(cols, gaps, x0, cut, space_before, max_px, space_px, out);
-    split_range(cols, gaps, cut, x1, space, max_px, space_px, out);
+        let mid = x0 as f32 + len as f32 / 2.0;
+        let inside: Vec<(u32, u32)> = self.gaps.iter().copied().filter(|&(s, e)| s > x0 && e < x1).collect();
+        let centre = |&(s, e): &(u32, u32)| (s + e) as f32 / 2.0;
+        let (lo, hi) = (x0 as f32 + len as f32 / 4.0, x1 as f32 - len as f32 / 4.0);
+        let middle = inside.iter().filter(|g| (lo..=hi).contains(&centre(g))).max_by(|a, b| {
+            (a.1 - a.0).cmp(&(b.1 - b.0)).then_with(|| (centre(b) - mid).abs().total_cmp(&(centre(a) - mid).abs()))
+        });
+        let nearest = || inside.iter().min_by(|a, b| (centre(a) - mid).abs().total_cmp(&(centre(b) - mid).abs()));
+        let (cut, space) = match middle.or_else(nearest) {
+            Some(&(s, e)) => ((s + e) / 2, (e - s) as f32 >= self.space_px),
+            None => {
+                // No blank column at all: the least-inked column in the middle half, nearest the
+                // middle.
+                let (a, b) = ((lo as u32).max(x0 + 1), (hi as u32).min(x1 - 1).max(x0 + 1));
+                let best = (a..=b).min_by(|&p, &q| {
+                    self.cols[p as usize]
+                        .cmp(&self.cols[q as usize])
+                        .then_with(|| (p as f32 - mid).abs().total_cmp(&(q as f32 - mid).abs()))
+                });
+                (best.unwrap_or(x0 + len / 2), false)
+            }
+        };
+        let cut = cut.clamp(x0 + 1, x1 - 1);
+        self.split(x0, cut, space_before, out);
+        self.split(cut, x1, space, out);
+    }
 }
 
 /// How pages are cut and read.
@@ -422,6 +431,20 @@ mod tests {
         let pieces = split_wide_line(&g, 1500);
         assert_eq!(pieces.len(), 2, "{pieces:?}");
         assert!(pieces[0].x1 <= 410 && pieces[1].x0 >= 1940, "{pieces:?}");
+    }
+
+    /// A running header at the 500 px default: the wide blank between title and page number is
+    /// not cut into blank pieces (the model reads blank paper as dashes), and the two-digit page
+    /// number stays one piece.
+    #[test]
+    fn no_blank_pieces_and_a_short_word_stays_whole() {
+        // 27 px high: 500 px at 48 is 281 px here. Title 186..389, "1" 1064..1070, "5" 1073..1080.
+        let g = line(1100, 27, &[(10, 100), (106, 213), (888, 894), (897, 904)]);
+        let pieces = split_wide_line(&g, 500);
+        assert_eq!(pieces.len(), 2, "{pieces:?}");
+        assert!(pieces[0].x0 <= 10 && pieces[0].x1 >= 213 && pieces[0].x1 <= 220, "{pieces:?}");
+        assert!(pieces[1].x0 >= 880 && pieces[1].x0 <= 888 && pieces[1].x1 >= 904, "{pieces:?}");
+        assert!(pieces[1].space_before);
     }
 
     #[test]
