@@ -141,17 +141,23 @@ const SHIPPED: [&str; 6] = [
     "chat_template.jinja",
 ];
 
-/// Copies a training checkpoint (`RUN/model`) to `to` for shipping, weights stored as f16 (half
-/// the size; the loader converts to the precision asked for). Returns the weights' size in bytes.
-pub fn ship(from: &Path, to: &Path) -> Result<u64> {
+/// Copies a model directory's files besides the weights (config, tokenizer, preprocessor, ...).
+pub fn copy_model_files(from: &Path, to: &Path) -> Result<()> {
     use anyhow::Context;
-    use candle_core::{DType, Device};
-
     std::fs::create_dir_all(to)?;
     for name in SHIPPED {
         std::fs::copy(from.join(name), to.join(name))
             .with_context(|| format!("copying {name} from {}", from.display()))?;
     }
+    Ok(())
+}
+
+/// Copies a training checkpoint (`RUN/model`) to `to` for shipping, weights stored as f16 (half
+/// the size; the loader converts to the precision asked for). Returns the weights' size in bytes.
+pub fn ship(from: &Path, to: &Path) -> Result<u64> {
+    use candle_core::{DType, Device};
+
+    copy_model_files(from, to)?;
     let mut config: Value = serde_json::from_str(&std::fs::read_to_string(from.join("config.json"))?)?;
     config["torch_dtype"] = json!("float16");
     std::fs::write(to.join("config.json"), serde_json::to_string_pretty(&config)? + "\n")?;

@@ -74,6 +74,12 @@ pub struct TrainArgs {
     /// Weight of the auxiliary CTC loss on the vision tower's patch columns (0 turns it off).
     #[arg(long, default_value_t = 1.0)]
     pub ctc_weight: f64,
+    /// Start a new run from this model directory's weights and files (a run's `model/` or a
+    /// shipped model) instead of random ones, with a fresh optimizer and learning-rate schedule.
+    /// Weights it lacks (a shipped model has no CTC head) start from the usual initialisation.
+    /// Give a new `--seed` so the run does not see the batches the first one saw.
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
 }
 
 /// Stages of the training data, sorted by the step they start at.
@@ -164,6 +170,22 @@ fn initialise(map: &VarMap, seed: u64) -> Result<()> {
         var.set(&value)?;
     }
     Ok(())
+}
+
+/// Sets every variable that `path` holds (as f32, whatever it was stored as) and returns how many
+/// there were; the others keep their values. A tensor of the wrong shape is an error.
+fn load_present(map: &VarMap, path: &Path) -> Result<usize> {
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        .with_context(|| format!("reading weights from {}", path.display()))?;
+    let data = map.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
+    let mut kept = 0;
+    for (name, var) in data.iter() {
+        if let Some(t) = tensors.get(name) {
+            var.set(&t.to_dtype(DType::F32)?).with_context(|| format!("setting {name} from {}", path.display()))?;
+            kept += 1;
+        }
+    }
+    Ok(kept)
 }
 
 fn normal(rng: &mut ChaCha8Rng) -> f64 {
@@ -349,7 +371,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let charset = base.charset();
     let resuming = model_dir.join("model.safetensors").is_file() && state_dir.join("optimizer.safetensors").is_file();
     if !resuming {
-        export::write_model_files(&model_dir, &charset, export::Dims::SMALL)?;
+        match &args.init_from {
+            Some(from) => export::copy_model_files(from, &model_dir)?,
+            None => export::write_model_files(&model_dir, &charset, export::Dims::SMALL)?,
+        }
     }
     let cfg = Config::from_file(&model_dir.join("config.json"))?;
     let prep = Preparer::load(&model_dir, &cfg)?;
@@ -368,6 +393,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         tracing::info!(step = opt.step, "resuming");
     } else {
         initialise(&map, args.seed)?;
+        if let Some(from) = &args.init_from {
+            let kept = load_present(&map, &from.join("model.safetensors"))?;
+            eprintln!("initialised from {}: {kept} tensors", from.display());
+        }
         opt = AdamW::new(&map, args.weight_decay)?;
     }
     let params: usize = map.all_vars().iter().map(|v| v.as_tensor().elem_count()).sum();
@@ -446,6 +475,28 @@ mod tests {
         for bad in ["", "5:12:0.3", "0:12", "0:0:1", "0:12:9", "0:12:1,0:20:1", "0:x:1"] {
             assert!(bad.parse::<Curriculum>().is_err(), "{bad:?} was accepted");
         }
+    }
+
+    /// `--init-from`: the tensors a file holds are taken (whatever their dtype), the others keep
+    /// their initial values, and a shape mismatch is an error.
+    #[test]
+    fn load_present_takes_what_the_file_holds() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("folio-init-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("w.safetensors");
+        let map = VarMap::new();
+        let a = map.get((2, 3), "a", candle_nn::Init::Const(1.0), DType::F32, &Device::Cpu)?;
+        let b = map.get(4, "b", candle_nn::Init::Const(2.0), DType::F32, &Device::Cpu)?;
+        let stored = Tensor::full(5f32, (2, 3), &Device::Cpu)?.to_dtype(DType::F16)?;
+        candle_core::safetensors::save(&std::collections::HashMap::from([("a".to_string(), stored)]), &path)?;
+        assert_eq!(load_present(&map, &path)?, 1);
+        assert_eq!(a.flatten_all()?.to_vec1::<f32>()?, vec![5.0; 6]);
+        assert_eq!(b.to_vec1::<f32>()?, vec![2.0; 4]);
+        let wrong = Tensor::zeros(4, DType::F32, &Device::Cpu)?;
+        candle_core::safetensors::save(&std::collections::HashMap::from([("a".to_string(), wrong)]), &path)?;
+        assert!(load_present(&map, &path).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
     }
 
     /// The whole training path — rendering, preprocessing, prompt, loss, backward, AdamW, export,
