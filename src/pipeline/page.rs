@@ -21,10 +21,10 @@ use crate::train::{normalize_line, LINE_HEIGHT};
 /// Widest line crop, in pixels at [`LINE_HEIGHT`], sent to the model in one piece; wider lines
 /// are split at word gaps ([`split_wide_line`]). The model was trained on lines of up to 60
 /// characters (about 1500 px), but its small decoder loses its place towards the end of long
-/// pieces on real pages: on three tuning pages of Debian PDFs at 150 dpi (not the evaluation
-/// pages), page CER was 19.3% at 1500 px, 11.6% at 1000, 7.2% at 700, 6.3% at 500 and 6.7–6.8%
-/// at 400 and 300 (folio-ocr-small at step 3,300).
-pub const MAX_LINE_WIDTH: u32 = 500;
+/// pieces on real pages. Page CER on three tuning pages of Debian PDFs at 150 dpi (not the
+/// evaluation pages) with folio-ocr-small at step 8,000: 7.04% at 1500 px, 4.21% at 1000, 3.11% at
+/// 700, 2.25% at 500, 2.11% at 400, 1.94% at 350, 2.00% at 300, 2.28% at 250, 2.80% at 200.
+pub const MAX_LINE_WIDTH: u32 = 350;
 
 /// A horizontal piece of a line crop: columns `x0..x1` (exclusive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
