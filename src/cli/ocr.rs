@@ -36,7 +36,7 @@ pub struct OcrArgs {
     #[arg(long, requires = "page")]
     pub json: bool,
     /// With --page: lines wider than this many pixels once scaled to the model's 48 px line height
-    /// are split at word gaps (about 20 characters per piece at the default; shorter pieces read
+    /// are split at word gaps (about 15 characters per piece at the default; shorter pieces read
     /// better, see `pipeline::page::MAX_LINE_WIDTH`).
     #[arg(long, requires = "page", default_value_t = folio::pipeline::page::MAX_LINE_WIDTH, value_parser = clap::value_parser!(u32).range(200..=20000))]
     pub max_line_width: u32,

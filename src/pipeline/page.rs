@@ -13,6 +13,7 @@ use image::{DynamicImage, GrayImage, Pixel, RgbImage};
 use serde::Serialize;
 
 use super::lines::{otsu_threshold, scan_page, LineBox, LineFinderOptions};
+use super::rules::runs;
 use crate::engine::sampling::SamplingParams;
 use crate::engine::{Engine, Request, RequestStream};
 use crate::models::paddleocr_vl::Task;
@@ -43,8 +44,9 @@ pub struct Piece {
 /// fits. A line with no gap in its middle half is cut at the gap nearest the middle, and one with
 /// no gap at all at its least-inked column near the middle. The outer 10% of rows are left out
 /// of the projection: the line finder's padding may hold a neighbour line's descenders. Pieces
-/// come back left to right, without overlap; a piece's blank margins are trimmed to a line's
-/// usual padding, so pieces need not touch, and blank pieces are dropped.
+/// come back left to right, without overlap. A crop that fits comes back whole; when it is cut,
+/// each piece's blank margins are trimmed to a line's usual padding (so pieces need not touch)
+/// and blank pieces are dropped.
 pub fn split_wide_line(crop: &GrayImage, max_width: u32) -> Vec<Piece> {
     let (w, h) = crop.dimensions();
     if w == 0 || h == 0 {
@@ -56,21 +58,9 @@ pub fn split_wide_line(crop: &GrayImage, max_width: u32) -> Vec<Piece> {
     }
     let cols = column_ink(crop);
     // Blank runs strictly inside the crop (the outer margins are not gaps between words).
-    let mut gaps = Vec::new();
-    let mut x = 0;
-    while x < w {
-        if cols[x as usize] == 0 {
-            let start = x;
-            while x < w && cols[x as usize] == 0 {
-                x += 1;
-            }
-            if start > 0 && x < w {
-                gaps.push((start, x));
-            }
-        } else {
-            x += 1;
-        }
-    }
+    let blank: Vec<bool> = cols.iter().map(|&c| c == 0).collect();
+    let gaps: Vec<(u32, u32)> =
+        runs(&blank).into_iter().filter(|&(s, e)| s > 0 && e < w as usize).map(|(s, e)| (s as u32, e as u32)).collect();
     // A cut through a wide gap (a running header's page number, a table) leaves a piece with a
     // long blank margin the model never saw in training: every piece is trimmed to its ink plus a
     // line's usual padding before it is measured, and a piece with no ink is dropped (the model
@@ -433,12 +423,12 @@ mod tests {
         assert!(pieces[0].x1 <= 410 && pieces[1].x0 >= 1940, "{pieces:?}");
     }
 
-    /// A running header at the 500 px default: the wide blank between title and page number is
+    /// A running header cut at 500 px: the wide blank between title and page number is
     /// not cut into blank pieces (the model reads blank paper as dashes), and the two-digit page
     /// number stays one piece.
     #[test]
     fn no_blank_pieces_and_a_short_word_stays_whole() {
-        // 27 px high: 500 px at 48 is 281 px here. Title 186..389, "1" 1064..1070, "5" 1073..1080.
+        // 27 px high: 500 px at 48 is 281 px here. Title 10..213, "1" 888..894, "5" 897..904.
         let g = line(1100, 27, &[(10, 100), (106, 213), (888, 894), (897, 904)]);
         let pieces = split_wide_line(&g, 500);
         assert_eq!(pieces.len(), 2, "{pieces:?}");

@@ -372,6 +372,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let resuming = model_dir.join("model.safetensors").is_file() && state_dir.join("optimizer.safetensors").is_file();
     if !resuming {
         match &args.init_from {
+            Some(from) if from.canonicalize().ok() == model_dir.canonicalize().ok() && model_dir.exists() => {
+                bail!("--init-from {} is this run's own model directory", from.display())
+            }
             Some(from) => export::copy_model_files(from, &model_dir)?,
             None => export::write_model_files(&model_dir, &charset, export::Dims::SMALL)?,
         }
@@ -395,7 +398,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         initialise(&map, args.seed)?;
         if let Some(from) = &args.init_from {
             let kept = load_present(&map, &from.join("model.safetensors"))?;
-            eprintln!("initialised from {}: {kept} tensors", from.display());
+            let model_vars = map.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?.len();
+            if kept == 0 {
+                bail!("{} holds none of this model's weights (is it a folio model directory?)", from.display());
+            }
+            eprintln!("initialised {kept} of {model_vars} tensors from {}", from.display());
         }
         opt = AdamW::new(&map, args.weight_decay)?;
     }
