@@ -14,7 +14,7 @@
 
 use image::{DynamicImage, GrayImage};
 
-use super::rules::InkMask;
+use super::rules::{runs, InkMask};
 
 /// A line's crop box in page pixels; `x1` and `y1` are exclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -262,22 +262,8 @@ pub fn scan_page(gray: &GrayImage, opts: &LineFinderOptions) -> PageScan {
 
 /// Runs of rows holding at least `min_row` ink pixels.
 fn bands_of(rows: &[u64], min_row: u64) -> Vec<Band> {
-    let mut bands = Vec::new();
-    let mut y = 0;
-    while y < rows.len() {
-        if rows[y] >= min_row {
-            let y0 = y;
-            let mut ink = 0;
-            while y < rows.len() && rows[y] >= min_row {
-                ink += rows[y];
-                y += 1;
-            }
-            bands.push(Band { y0, y1: y, ink });
-        } else {
-            y += 1;
-        }
-    }
-    bands
+    let inked: Vec<bool> = rows.iter().map(|&r| r >= min_row).collect();
+    runs(&inked).into_iter().map(|(y0, y1)| Band { y0, y1, ink: rows[y0..y1].iter().sum() }).collect()
 }
 
 /// Median band height, each band weighted by its ink (so dots and specks do not count).
@@ -309,6 +295,16 @@ mod tests {
                 *q = Rgb([q.0[0].min(p.0[0]), q.0[1].min(p.0[1]), q.0[2].min(p.0[2])]);
             }
         }
+    }
+
+    /// A clean style in `family`/`style` at `px`, with no padding and no line box: ink only, to
+    /// paste onto a page.
+    fn bare_style(gen: &Generator, family: &str, style: Style, px: f32) -> LineStyle {
+        let face = gen.face_index(family, style).unwrap_or_else(|| panic!("font {family} (run scripts/setup.sh)"));
+        let mut st = LineStyle::clean(face, px);
+        st.pad = [0.0; 4];
+        st.line_box = false;
+        st
     }
 
     #[test]
@@ -368,12 +364,8 @@ mod tests {
     #[test]
     fn keeps_tall_headings_whole_and_drops_rules() {
         let gen = Generator::new(SynthConfig::default()).expect("synthetic-data fonts (run scripts/setup.sh)");
-        let face = gen.face_index("Liberation Sans", Style::Bold).expect("Liberation Sans Bold");
-        let body = gen.face_index("Liberation Serif", Style::Regular).expect("Liberation Serif");
         let mut page = RgbImage::from_pixel(900, 420, Rgb([255, 255, 255]));
-        let mut st = LineStyle::clean(body, 18.0);
-        st.pad = [0.0; 4];
-        st.line_box = false;
+        let st = bare_style(&gen, "Liberation Serif", Style::Regular, 18.0);
         let header = gen.draw("Running header", &st).expect("draw").image;
         paste_dark(&mut page, &header, 600, 10);
         // The rule sits 3 px under the header, across the whole text block.
@@ -381,9 +373,7 @@ mod tests {
         for x in 40..860 {
             page.put_pixel(x, rule_y, Rgb([0, 0, 0]));
         }
-        let mut hs = LineStyle::clean(face, 40.0);
-        hs.pad = [0.0; 4];
-        hs.line_box = false;
+        let hs = bare_style(&gen, "Liberation Sans", Style::Bold, 40.0);
         let heading = gen.draw("2.3. DESCRIPTION", &hs).expect("draw").image;
         let hy = rule_y + 30;
         paste_dark(&mut page, &heading, 40, hy);
@@ -405,10 +395,7 @@ mod tests {
     #[test]
     fn finds_lines_inside_a_ruled_box() {
         let gen = Generator::new(SynthConfig::default()).expect("synthetic-data fonts (run scripts/setup.sh)");
-        let face = gen.face_index("DejaVu Serif", Style::Regular).expect("DejaVu Serif");
-        let mut st = LineStyle::clean(face, 22.0);
-        st.pad = [0.0; 4];
-        st.line_box = false;
+        let st = bare_style(&gen, "DejaVu Serif", Style::Regular, 22.0);
         let mut page = RgbImage::from_pixel(800, 400, Rgb([255, 255, 255]));
         let above = gen.draw("A paragraph above the table.", &st).expect("draw").image;
         paste_dark(&mut page, &above, 40, 20);
@@ -441,10 +428,7 @@ mod tests {
     #[test]
     fn splits_touching_lines() {
         let gen = Generator::new(SynthConfig::default()).expect("synthetic-data fonts (run scripts/setup.sh)");
-        let face = gen.face_index("DejaVu Sans", Style::Regular).expect("DejaVu Sans");
-        let mut st = LineStyle::clean(face, 30.0);
-        st.pad = [0.0; 4];
-        st.line_box = false;
+        let st = bare_style(&gen, "DejaVu Sans", Style::Regular, 30.0);
         let a = gen.draw("Hyphenation plays jigs", &st).expect("draw").image;
         let b = gen.draw("quietly keeping typography", &st).expect("draw").image;
         let mut page = RgbImage::from_pixel(700, 400, Rgb([255, 255, 255]));

@@ -21,9 +21,9 @@ const MIN_THICK: usize = 3;
 /// A binarised page: `on[y * w + x]` is ink.
 #[derive(Clone, Debug)]
 pub struct InkMask {
-    pub w: usize,
-    pub h: usize,
-    pub on: Vec<bool>,
+    w: usize,
+    h: usize,
+    on: Vec<bool>,
 }
 
 impl InkMask {
@@ -91,14 +91,13 @@ impl InkMask {
             for (a, b) in runs(&line).into_iter().filter(|(a, b)| b - a >= min_run) {
                 let thin_count = (a..b).filter(|&j| thin[at(i, j)]).count();
                 if thin_count * 10 >= (b - a) * 9 {
+                    // `thin` is already measured, so erasing now changes no later decision.
                     for j in (a..b).filter(|&j| thin[at(i, j)]) {
                         rule[at(i, j)] = true;
+                        self.on[at(i, j)] = false;
                     }
                 }
             }
-        }
-        for (on, &r) in self.on.iter_mut().zip(rule.iter()) {
-            *on &= !r;
         }
     }
 }
