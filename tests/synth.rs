@@ -211,3 +211,19 @@ fn kerning_is_applied_for_truetype_and_opentype_cff_faces() {
         assert!(k < 0.0, "{family}: kern(A, V) = {k}");
     }
 }
+
+/// Every face of the catalogue draws every printable ASCII character: a face that lacked some
+/// would silently drop them from its labels, and the model would never see them in that face.
+#[test]
+fn every_face_draws_printable_ascii() {
+    let g = gen();
+    let mut gaps = Vec::new();
+    for face in g.faces() {
+        let missing: String = ('!'..='~').filter(|&c| face.visible_glyph(c).is_none()).collect();
+        if !missing.is_empty() {
+            gaps.push(format!("{}: {missing:?}", face.display_name()));
+        }
+    }
+    assert!(gaps.is_empty(), "faces without glyphs: {gaps:?}");
+    assert!(g.faces().len() >= 100, "{} faces loaded", g.faces().len());
+}

@@ -1,12 +1,13 @@
-//! The font catalogue: Debian-packaged families that look like what real documents use.
+//! Loading the catalogue's faces ([`CATALOGUE`]), and the font facts rendering needs (scale,
+//! kerning, which characters have visible glyphs).
 //!
 //! Every face is found by file name under the font directories (`/usr/share/fonts`, the TeX font
 //! tree of `fonts-lmodern`, plus any the config adds). `scripts/setup.sh` installs the packages.
 //!
 //! One family, Latin Modern Roman (the LaTeX look: high-contrast Computer Modern serif), is held
 //! out of training by default; the `eval-font` split renders only it. It is the family most unlike
-//! the others in the catalogue (the serifs in training are Times, Century, Palatino, Bookman and
-//! DejaVu designs), and LaTeX documents are common in the wild, so its figure is a fair test of
+//! the others in the catalogue (the serifs in training are Times, Century, Palatino, Bookman,
+//! Cambria, Garamond, Libertine, Gentium and DejaVu designs), and LaTeX documents are common in the wild, so its figure is a fair test of
 //! generalisation to an unseen typeface.
 
 use std::collections::HashMap;
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 use ab_glyph::{Font, FontVec, GlyphId};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+
+pub use super::catalogue::{FamilyDef, CATALOGUE};
 
 /// Broad design class; text kinds choose classes (code likes monospace).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,244 +48,6 @@ impl Style {
         }
     }
 }
-
-/// A family of the catalogue: its faces as file names, and the Debian package that ships them.
-pub struct FamilyDef {
-    pub name: &'static str,
-    pub class: Class,
-    pub package: &'static str,
-    /// (style, file name); a missing style falls back to the regular face.
-    pub faces: &'static [(Style, &'static str)],
-}
-
-use Style::*;
-
-/// The catalogue. File names are those of Debian 12 (bookworm) packages.
-pub const CATALOGUE: &[FamilyDef] = &[
-    // --- serif ---
-    FamilyDef {
-        name: "DejaVu Serif",
-        class: Class::Serif,
-        package: "fonts-dejavu-core",
-        faces: &[
-            (Regular, "DejaVuSerif.ttf"),
-            (Bold, "DejaVuSerif-Bold.ttf"),
-            (Italic, "DejaVuSerif-Italic.ttf"),
-            (BoldItalic, "DejaVuSerif-BoldItalic.ttf"),
-        ],
-    },
-    FamilyDef {
-        name: "DejaVu Serif Condensed",
-        class: Class::Serif,
-        package: "fonts-dejavu-extra",
-        faces: &[
-            (Regular, "DejaVuSerifCondensed.ttf"),
-            (Bold, "DejaVuSerifCondensed-Bold.ttf"),
-            (Italic, "DejaVuSerifCondensed-Italic.ttf"),
-            (BoldItalic, "DejaVuSerifCondensed-BoldItalic.ttf"),
-        ],
-    },
-    FamilyDef {
-        name: "Liberation Serif",
-        class: Class::Serif,
-        package: "fonts-liberation2",
-        faces: &[
-            (Regular, "LiberationSerif-Regular.ttf"),
-            (Bold, "LiberationSerif-Bold.ttf"),
-            (Italic, "LiberationSerif-Italic.ttf"),
-            (BoldItalic, "LiberationSerif-BoldItalic.ttf"),
-        ],
-    },
-    FamilyDef {
-        name: "Nimbus Roman",
-        class: Class::Serif,
-        package: "fonts-urw-base35",
-        faces: &[
-            (Regular, "NimbusRoman-Regular.otf"),
-            (Bold, "NimbusRoman-Bold.otf"),
-            (Italic, "NimbusRoman-Italic.otf"),
-            (BoldItalic, "NimbusRoman-BoldItalic.otf"),
-        ],
-    },
-    FamilyDef {
-        name: "C059",
-        class: Class::Serif,
-        package: "fonts-urw-base35",
-        faces: &[
-            (Regular, "C059-Roman.otf"),
-            (Bold, "C059-Bold.otf"),
-            (Italic, "C059-Italic.otf"),
-            (BoldItalic, "C059-BdIta.otf"),
-        ],
-    },
-    FamilyDef {
-        name: "P052",
-        class: Class::Serif,
-        package: "fonts-urw-base35",
-        faces: &[
-            (Regular, "P052-Roman.otf"),
-            (Bold, "P052-Bold.otf"),
-            (Italic, "P052-Italic.otf"),
-            (BoldItalic, "P052-BoldItalic.otf"),
-        ],
-    },
-    FamilyDef {
-        name: "URW Bookman",
-        class: Class::Serif,
-        package: "fonts-urw-base35",
-        faces: &[
-            (Regular, "URWBookman-Light.otf"),
-            (Bold, "URWBookman-Demi.otf"),
-            (Italic, "URWBookman-LightItalic.otf"),
-            (BoldItalic, "URWBookman-DemiItalic.otf"),
-        ],
-    },
-    FamilyDef {
-        name: "Latin Modern Roman",
-        class: Class::Serif,
-        package: "fonts-lmodern",
-        faces: &[
-            (Regular, "lmroman10-regular.otf"),
-            (Bold, "lmroman10-bold.otf"),
-            (Italic, "lmroman10-italic.otf"),
-            (BoldItalic, "lmroman10-bolditalic.otf"),
-        ],
-    },
-    // --- sans ---
-    FamilyDef {
-        name: "DejaVu Sans",
-        class: Class::Sans,
-        package: "fonts-dejavu-core",
-        faces: &[
-            (Regular, "DejaVuSans.ttf"),
-            (Bold, "DejaVuSans-Bold.ttf"),
-            (Italic, "DejaVuSans-Oblique.ttf"),
-            (BoldItalic, "DejaVuSans-BoldOblique.ttf"),
-        ],
-    },
-    FamilyDef {
-        name: "DejaVu Sans Condensed",
-        class: Class::Sans,
-        package: "fonts-dejavu-extra",
-        faces: &[
-            (Regular, "DejaVuSansCondensed.ttf"),
-            (Bold, "DejaVuSansCondensed-Bold.ttf"),
-            (Italic, "DejaVuSansCondensed-Oblique.ttf"),
-            (BoldItalic, "DejaVuSansCondensed-BoldOblique.ttf"),
-        ],
-    },
-    FamilyDef {
-        name: "Liberation Sans",
-        class: Class::Sans,
-        package: "fonts-liberation2",
-        faces: &[
-            (Regular, "LiberationSans-Regular.ttf"),
-            (Bold, "LiberationSans-Bold.ttf"),
-            (Italic, "LiberationSans-Italic.ttf"),
-            (BoldItalic, "LiberationSans-BoldItalic.ttf"),
-        ],
-    },
-    FamilyDef {
-        name: "Liberation Sans Narrow",
-        class: Class::Sans,
-        package: "fonts-liberation",
-        faces: &[
-            (Regular, "LiberationSansNarrow-Regular.ttf"),
-            (Bold, "LiberationSansNarrow-Bold.ttf"),
-            (Italic, "LiberationSansNarrow-Italic.ttf"),
-            (BoldItalic, "LiberationSansNarrow-BoldItalic.ttf"),
-        ],
-    },
-    FamilyDef {
-        name: "Nimbus Sans",
-        class: Class::Sans,
-        package: "fonts-urw-base35",
-        faces: &[
-            (Regular, "NimbusSans-Regular.otf"),
-            (Bold, "NimbusSans-Bold.otf"),
-            (Italic, "NimbusSans-Italic.otf"),
-            (BoldItalic, "NimbusSans-BoldItalic.otf"),
-        ],
-    },
-    FamilyDef {
-        name: "Nimbus Sans Narrow",
-        class: Class::Sans,
-        package: "fonts-urw-base35",
-        faces: &[
-            (Regular, "NimbusSansNarrow-Regular.otf"),
-            (Bold, "NimbusSansNarrow-Bold.otf"),
-            (Italic, "NimbusSansNarrow-Oblique.otf"),
-            (BoldItalic, "NimbusSansNarrow-BoldOblique.otf"),
-        ],
-    },
-    FamilyDef {
-        name: "URW Gothic",
-        class: Class::Sans,
-        package: "fonts-urw-base35",
-        faces: &[
-            (Regular, "URWGothic-Book.otf"),
-            (Bold, "URWGothic-Demi.otf"),
-            (Italic, "URWGothic-BookOblique.otf"),
-            (BoldItalic, "URWGothic-DemiOblique.otf"),
-        ],
-    },
-    FamilyDef {
-        name: "Latin Modern Sans",
-        class: Class::Sans,
-        package: "fonts-lmodern",
-        faces: &[
-            (Regular, "lmsans10-regular.otf"),
-            (Bold, "lmsans10-bold.otf"),
-            (Italic, "lmsans10-oblique.otf"),
-            (BoldItalic, "lmsans10-boldoblique.otf"),
-        ],
-    },
-    // --- monospace ---
-    FamilyDef {
-        name: "DejaVu Sans Mono",
-        class: Class::Mono,
-        package: "fonts-dejavu-core",
-        faces: &[
-            (Regular, "DejaVuSansMono.ttf"),
-            (Bold, "DejaVuSansMono-Bold.ttf"),
-            (Italic, "DejaVuSansMono-Oblique.ttf"),
-            (BoldItalic, "DejaVuSansMono-BoldOblique.ttf"),
-        ],
-    },
-    FamilyDef {
-        name: "Liberation Mono",
-        class: Class::Mono,
-        package: "fonts-liberation2",
-        faces: &[
-            (Regular, "LiberationMono-Regular.ttf"),
-            (Bold, "LiberationMono-Bold.ttf"),
-            (Italic, "LiberationMono-Italic.ttf"),
-            (BoldItalic, "LiberationMono-BoldItalic.ttf"),
-        ],
-    },
-    FamilyDef {
-        name: "Nimbus Mono PS",
-        class: Class::Mono,
-        package: "fonts-urw-base35",
-        faces: &[
-            (Regular, "NimbusMonoPS-Regular.otf"),
-            (Bold, "NimbusMonoPS-Bold.otf"),
-            (Italic, "NimbusMonoPS-Italic.otf"),
-            (BoldItalic, "NimbusMonoPS-BoldItalic.otf"),
-        ],
-    },
-    FamilyDef {
-        name: "Latin Modern Mono",
-        class: Class::Mono,
-        package: "fonts-lmodern",
-        faces: &[
-            (Regular, "lmmono10-regular.otf"),
-            (Bold, "lmmonolt10-bold.otf"),
-            (Italic, "lmmono10-italic.otf"),
-            (BoldItalic, "lmmonolt10-boldoblique.otf"),
-        ],
-    },
-];
 
 /// Directories searched (recursively) for the catalogue's files, before any the config adds.
 pub const DEFAULT_FONT_DIRS: &[&str] =

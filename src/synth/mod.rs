@@ -20,6 +20,7 @@
 //! # anyhow::Ok(())
 //! ```
 
+pub mod catalogue;
 pub mod cli;
 pub mod corpus;
 pub mod fonts;
