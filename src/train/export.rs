@@ -152,6 +152,28 @@ pub fn copy_model_files(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Adds to the model directory's tokenizer the characters of `chars` it lacks (new ids after the
+/// old ones) and sets `vocab_size` in its config to match. Returns the characters added.
+pub fn grow_vocab(dir: &Path, chars: &BTreeSet<char>) -> Result<Vec<char>> {
+    use anyhow::Context;
+    let read = |name: &str| -> Result<Value> {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    };
+    let mut tok = read("tokenizer.json")?;
+    let added = tokenizer::extend_vocab(&mut tok, chars)?;
+    if added.is_empty() {
+        return Ok(added);
+    }
+    let vocab = tok["model"]["vocab"].as_object().map_or(0, |v| v.len());
+    let mut config = read("config.json")?;
+    config["vocab_size"] = json!(vocab);
+    std::fs::write(dir.join("tokenizer.json"), serde_json::to_string_pretty(&tok)? + "\n")?;
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config)? + "\n")?;
+    Ok(added)
+}
+
 /// Copies a training checkpoint (`RUN/model`) to `to` for shipping, weights stored as f16 (half
 /// the size; the loader converts to the precision asked for). Returns the weights' size in bytes.
 pub fn ship(from: &Path, to: &Path) -> Result<u64> {

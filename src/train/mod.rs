@@ -173,17 +173,31 @@ fn initialise(map: &VarMap, seed: u64) -> Result<()> {
 }
 
 /// Sets every variable that `path` holds (as f32, whatever it was stored as) and returns how many
-/// there were; the others keep their values. A tensor of the wrong shape is an error.
+/// there were; the others keep their values. A stored tensor with fewer rows than the variable
+/// (an embedding or output head before the vocabulary grew) fills the first rows; the CTC head
+/// is left out when its size changed; any other shape mismatch is an error.
 fn load_present(map: &VarMap, path: &Path) -> Result<usize> {
     let tensors = candle_core::safetensors::load(path, &Device::Cpu)
         .with_context(|| format!("reading weights from {}", path.display()))?;
     let data = map.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
     let mut kept = 0;
     for (name, var) in data.iter() {
-        if let Some(t) = tensors.get(name) {
-            var.set(&t.to_dtype(DType::F32)?).with_context(|| format!("setting {name} from {}", path.display()))?;
-            kept += 1;
+        let Some(stored) = tensors.get(name) else { continue };
+        let stored = stored.to_dtype(DType::F32)?;
+        let (have, want) = (stored.dims(), var.dims());
+        if have != want && name.starts_with(CtcHead::PREFIX) {
+            // The CTC head's last class is its blank, so rows cannot carry over a vocabulary
+            // change; a training-only head relearns in a few steps.
+            continue;
         }
+        let value = if have.len() == want.len() && have.len() > 1 && have[1..] == want[1..] && have[0] < want[0] {
+            let fresh = var.as_tensor().narrow(0, have[0], want[0] - have[0])?;
+            Tensor::cat(&[&stored, &fresh], 0)?
+        } else {
+            stored
+        };
+        var.set(&value).with_context(|| format!("setting {name} from {}", path.display()))?;
+        kept += 1;
     }
     Ok(kept)
 }
@@ -375,7 +389,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
             Some(from) if from.canonicalize().ok() == model_dir.canonicalize().ok() && model_dir.exists() => {
                 bail!("--init-from {} is this run's own model directory", from.display())
             }
-            Some(from) => export::copy_model_files(from, &model_dir)?,
+            Some(from) => {
+                export::copy_model_files(from, &model_dir)?;
+                let added = export::grow_vocab(&model_dir, &charset)?;
+                if !added.is_empty() {
+                    let shown: String = added.iter().take(40).collect();
+                    eprintln!(
+                        "the tokenizer of {} lacks {} characters of the training data ({shown}{}); they get new ids and fresh embedding rows",
+                        from.display(),
+                        added.len(),
+                        if added.len() > 40 { "…" } else { "" }
+                    );
+                }
+            }
             None => export::write_model_files(&model_dir, &charset, export::Dims::SMALL)?,
         }
     }
@@ -485,7 +511,8 @@ mod tests {
     }
 
     /// `--init-from`: the tensors a file holds are taken (whatever their dtype), the others keep
-    /// their initial values, and a shape mismatch is an error.
+    /// their initial values, a grown vocabulary keeps the stored rows, and any other shape
+    /// mismatch is an error.
     #[test]
     fn load_present_takes_what_the_file_holds() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("folio-init-{}", std::process::id()));
@@ -499,9 +526,24 @@ mod tests {
         assert_eq!(load_present(&map, &path)?, 1);
         assert_eq!(a.flatten_all()?.to_vec1::<f32>()?, vec![5.0; 6]);
         assert_eq!(b.to_vec1::<f32>()?, vec![2.0; 4]);
-        let wrong = Tensor::zeros(4, DType::F32, &Device::Cpu)?;
-        candle_core::safetensors::save(&std::collections::HashMap::from([("a".to_string(), wrong)]), &path)?;
-        assert!(load_present(&map, &path).is_err());
+        // Fewer rows (a vocabulary that grew): the first rows are taken, the rest keep theirs.
+        let short = Tensor::full(7f32, (1, 3), &Device::Cpu)?;
+        candle_core::safetensors::save(&std::collections::HashMap::from([("a".to_string(), short)]), &path)?;
+        assert_eq!(load_present(&map, &path)?, 1);
+        assert_eq!(a.to_vec2::<f32>()?, [[7.0; 3], [5.0; 3]]);
+        // The CTC head's rows end with its blank: a resized head is left as it was.
+        let head = map.get((3, 2), "aux_ctc.proj.weight", candle_nn::Init::Const(1.0), DType::F32, &Device::Cpu)?;
+        let old_head = Tensor::full(9f32, (2, 2), &Device::Cpu)?;
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([("aux_ctc.proj.weight".to_string(), old_head)]),
+            &path,
+        )?;
+        assert_eq!(load_present(&map, &path)?, 0);
+        assert_eq!(head.flatten_all()?.to_vec1::<f32>()?, vec![1.0; 6]);
+        for wrong in [Tensor::zeros(4, DType::F32, &Device::Cpu)?, Tensor::zeros((3, 3), DType::F32, &Device::Cpu)?] {
+            candle_core::safetensors::save(&std::collections::HashMap::from([("a".to_string(), wrong)]), &path)?;
+            assert!(load_present(&map, &path).is_err());
+        }
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }

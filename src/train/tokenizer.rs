@@ -68,6 +68,30 @@ pub fn tokenizer_json(chars: &BTreeSet<char>) -> Value {
     })
 }
 
+/// Appends to a `tokenizer.json` (as [`tokenizer_json`] writes it) the characters of `chars` it
+/// lacks, after every existing id, so a model trained with the old vocabulary keeps its meaning
+/// for every old id. Returns the characters added, in id order.
+pub fn extend_vocab(tok: &mut Value, chars: &BTreeSet<char>) -> anyhow::Result<Vec<char>> {
+    let Some(vocab) = tok.pointer_mut("/model/vocab").and_then(Value::as_object_mut) else {
+        anyhow::bail!("tokenizer.json has no model.vocab object");
+    };
+    // New ids start after the largest one; an id gap would leave rows nobody trains.
+    let next = vocab.values().filter_map(Value::as_u64).max().map_or(0, |m| m + 1);
+    if next != vocab.len() as u64 {
+        anyhow::bail!("tokenizer.json's vocabulary ids are not 0..{} without gaps", vocab.len());
+    }
+    let mut added = Vec::new();
+    for &c in chars {
+        let piece = c.to_string();
+        if c.is_whitespace() || c.is_control() || vocab.contains_key(&piece) {
+            continue;
+        }
+        vocab.insert(piece, json!(next + added.len() as u64));
+        added.push(c);
+    }
+    Ok(added)
+}
+
 /// `tokenizer_config.json`: the special-token strings the chat template and loaders read.
 pub fn tokenizer_config_json() -> Value {
     let decoder: Map<String, Value> = SPECIALS
@@ -106,5 +130,24 @@ mod tests {
             .unwrap();
         assert_eq!(prompt.get_ids()[0], special_id(CLS));
         assert!(prompt.get_ids().contains(&special_id(IMAGE)));
+    }
+
+    #[test]
+    fn extending_keeps_old_ids_and_appends_new_characters() {
+        let mut json = tokenizer_json(&"hé".chars().collect());
+        let old = tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes()).unwrap();
+        let old_len = old.get_vocab_size(true);
+        let added = extend_vocab(&mut json, &"é中文 a\n".chars().collect()).unwrap();
+        assert_eq!(added, ['中', '文'], "only characters the vocabulary lacked");
+        let new = tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes()).unwrap();
+        assert_eq!(new.get_vocab_size(true), old_len + 2);
+        for piece in ["h", "é", "a", "▁", "<0x41>", IMAGE] {
+            assert_eq!(new.token_to_id(piece), old.token_to_id(piece), "{piece}");
+        }
+        assert_eq!(new.token_to_id("中"), Some(old_len as u32));
+        let ids = new.encode("中文 hé", false).unwrap().get_ids().to_vec();
+        assert_eq!(ids.len(), 6, "one id per character, no byte fallback: {ids:?}");
+        assert_eq!(new.decode(&ids, true).unwrap(), "中文 hé");
+        assert!(extend_vocab(&mut json!({"model": {}}), &"x".chars().collect()).is_err());
     }
 }
