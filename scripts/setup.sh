@@ -35,7 +35,7 @@ ensure_packages() {
 ensure_packages "synthetic-data fonts" \
     fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-urw-base35 fonts-lmodern \
     fonts-freefont-ttf fonts-stix fonts-crosextra-caladea fonts-crosextra-carlito fonts-linuxlibertine \
-    fonts-ebgaramond fonts-sil-gentium fonts-open-sans fonts-inconsolata
+    fonts-ebgaramond fonts-sil-gentium fonts-open-sans fonts-inconsolata fonts-noto-cjk
 
 # Evaluation against real PDFs (tools/eval/pdf_vs_tesseract.sh): page rendering and the PDF text
 # layer (poppler-utils), tesseract as the classic-OCR baseline, and the held-out PDFs

@@ -166,7 +166,7 @@ fn held_out_family_never_in_training() {
 
 #[test]
 fn corpus_split_is_disjoint_and_stable() {
-    let c = Corpus::load(None).expect("corpus");
+    let c = Corpus::load(None, folio::synth::corpus::BUILTIN).expect("corpus");
     let train: HashSet<&str> = c.train.iter().map(String::as_str).collect();
     assert!(c.held_out.iter().all(|l| !train.contains(l.as_str()) && is_held_out(l)));
     assert!(c.train.iter().all(|l| !is_held_out(l)));
@@ -226,4 +226,42 @@ fn every_face_draws_printable_ascii() {
     }
     assert!(gaps.is_empty(), "faces without glyphs: {gaps:?}");
     assert!(g.faces().len() >= 100, "{} faces loaded", g.faces().len());
+}
+
+fn has_han(s: &str) -> bool {
+    s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+}
+
+/// With `chinese` set, that share of the train lines are Chinese, drawn in the Chinese faces;
+/// `eval-zh` reads only held-out Chinese text; the vocabulary gains the Chinese characters.
+#[test]
+fn chinese_lines_come_in_chinese_fonts_from_their_own_split() {
+    let g = Generator::new(SynthConfig { chinese: 0.4, ..SynthConfig::default() }).expect("generator");
+    let cjk = |font: &str| font.contains("CJK SC");
+    let mut chinese = 0;
+    for i in 0..300 {
+        let s = g.sample(Split::Train, i).expect("sample");
+        if cjk(&s.font) {
+            chinese += 1;
+        } else {
+            assert!(!has_han(&s.text), "Chinese text in a Latin face: {} ({})", s.text, s.font);
+        }
+    }
+    assert!((90..=150).contains(&chinese), "{chinese} of 300 train lines in Chinese faces; want about 40 %");
+    let zh = Corpus::load(None, folio::synth::corpus::BUILTIN_CHINESE).expect("Chinese corpus");
+    // Pieces may span consecutive lines: compare without spaces against the held-out text run on.
+    let squeeze = |s: &str| s.chars().filter(|c| *c != ' ').collect::<String>();
+    let held_out = squeeze(&zh.held_out.concat());
+    let mut han_lines = 0;
+    for i in 0..60 {
+        let s = g.sample(Split::EvalZh, i).expect("sample");
+        assert!(cjk(&s.font), "eval-zh sample {i} in {}", s.font);
+        han_lines += usize::from(has_han(&s.text));
+        assert!(held_out.contains(&squeeze(&s.text)), "eval-zh sample {i} is not held-out text: {}", s.text);
+    }
+    assert!(han_lines >= 45, "{han_lines} of 60 eval-zh lines have Chinese characters");
+    assert!(g.charset().contains(&'数') && !gen().charset().contains(&'数'));
+    // Without Chinese data, eval-zh is an error rather than Latin lines under a Chinese name.
+    assert!(gen().sample(Split::EvalZh, 0).is_err());
+    assert!(Generator::new(SynthConfig { chinese: 1.5, ..SynthConfig::default() }).is_err());
 }

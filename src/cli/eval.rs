@@ -135,7 +135,9 @@ fn family_of(font: &str) -> &str {
 }
 
 fn lines(args: LinesArgs) -> Result<ExitCode> {
-    let gen = Generator::new(SynthConfig { seed: args.seed, ..SynthConfig::default() })
+    // `chinese` only shapes the train split; above 0 it loads the Chinese corpus and fonts.
+    let chinese = if args.split == Split::EvalZh { 1.0 } else { 0.0 };
+    let gen = Generator::new(SynthConfig { seed: args.seed, chinese, ..SynthConfig::default() })
         .context("synthetic-data generator (fonts: run scripts/setup.sh)")?;
     let ck = args.model.load()?;
     let model_dir = ck.dir.display().to_string();

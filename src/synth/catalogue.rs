@@ -6,6 +6,11 @@
 //! Caladea, metric clones of Calibri and Cambria), book faces (Libertine, Garamond, Gentium), the
 //! web sans (Open Sans) and the DejaVu families of generated documentation. No Computer Modern
 //! design is in training: Latin Modern Roman is the held-out family (see `fonts`).
+//!
+//! [`CHINESE`] lists the simplified-Chinese faces, loaded only when the data has Chinese lines:
+//! Noto Serif CJK SC (the Song/Ming style of body text) and Noto Sans CJK SC (Hei, headings and
+//! screens). Their files are collections (`.ttc`); the face used is the one whose family name is
+//! the catalogue name.
 
 use super::fonts::{Class, Style};
 
@@ -21,6 +26,7 @@ pub struct FamilyDef {
 use Style::*;
 
 /// The catalogue. File names are those of Debian 12 (bookworm) packages.
+/// The Latin-script families.
 pub const CATALOGUE: &[FamilyDef] = &[
     // --- serif ---
     FamilyDef {
@@ -360,5 +366,27 @@ pub const CATALOGUE: &[FamilyDef] = &[
         class: Class::Mono,
         package: "fonts-inconsolata",
         faces: &[(Regular, "Inconsolata.otf")],
+    },
+];
+
+/// The simplified-Chinese families (they carry Latin letters and digits too, for mixed lines).
+pub const CHINESE: &[FamilyDef] = &[
+    FamilyDef {
+        name: "Noto Serif CJK SC",
+        class: Class::Serif,
+        package: "fonts-noto-cjk",
+        faces: &[(Regular, "NotoSerifCJK-Regular.ttc"), (Bold, "NotoSerifCJK-Bold.ttc")],
+    },
+    FamilyDef {
+        name: "Noto Sans CJK SC",
+        class: Class::Sans,
+        package: "fonts-noto-cjk",
+        faces: &[(Regular, "NotoSansCJK-Regular.ttc"), (Bold, "NotoSansCJK-Bold.ttc")],
+    },
+    FamilyDef {
+        name: "Noto Sans Mono CJK SC",
+        class: Class::Mono,
+        package: "fonts-noto-cjk",
+        faces: &[(Regular, "NotoSansCJK-Regular.ttc"), (Bold, "NotoSansCJK-Bold.ttc")],
     },
 ];

@@ -67,6 +67,10 @@ pub fn run(args: SynthArgs) -> Result<()> {
     if let Some(seed) = args.seed {
         cfg.seed = seed;
     }
+    if args.split == Split::EvalZh && cfg.chinese == 0.0 {
+        // Loads the Chinese corpus and fonts; the share itself only shapes the train split.
+        cfg.chinese = 1.0;
+    }
     let seed = cfg.seed;
     let started = Instant::now();
     let gen = Generator::new(cfg)?;

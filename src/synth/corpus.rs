@@ -10,6 +10,9 @@ use super::rng::{fnv1a, Rng};
 /// The committed corpus, built by `tools/corpus/build_corpus.sh`.
 pub const BUILTIN: &str = include_str!("../../models/corpus/corpus.txt");
 
+/// The committed simplified-Chinese corpus, built by `tools/corpus/build_zh_corpus.py`.
+pub const BUILTIN_CHINESE: &str = include_str!("../../models/corpus/zh.txt");
+
 /// One line in `HELD_OUT_MODULUS` (by FNV-1a hash of its UTF-8 bytes) is held-out text.
 pub const HELD_OUT_MODULUS: u64 = 20;
 
@@ -49,9 +52,10 @@ impl Corpus {
         Ok(Corpus { train, held_out })
     }
 
-    pub fn load(path: Option<&Path>) -> Result<Self> {
+    /// The corpus at `path`, or `builtin` when there is none.
+    pub fn load(path: Option<&Path>, builtin: &str) -> Result<Self> {
         match path {
-            None => Self::from_text(BUILTIN),
+            None => Self::from_text(builtin),
             Some(p) => {
                 let text = std::fs::read_to_string(p).with_context(|| format!("reading corpus {}", p.display()))?;
                 Self::from_text(&text)
@@ -137,17 +141,22 @@ pub fn truncate_chars(s: &str, n: usize) -> String {
     }
 }
 
-/// A piece of a corpus line: usually whole words, sometimes a raw character window.
-fn prose(rng: &mut Rng, lines: &[String], max_chars: usize) -> String {
-    let at = rng.below(lines.len());
+/// A length for a piece of text: 8 % very short (1–6 characters: words, numbers), otherwise
+/// skewed long.
+fn target_len(rng: &mut Rng, max_chars: usize) -> usize {
     let max_chars = max_chars.max(1);
-    // Target length: 8 % very short (1–6 characters: words, numbers), otherwise skewed long.
-    let target = if rng.chance(0.08) {
+    if rng.chance(0.08) {
         rng.int(1, 6.min(max_chars))
     } else {
         let lo = 6.min(max_chars) as f64;
         (lo + (max_chars as f64 - lo) * rng.f64().powf(0.6)).round() as usize
-    };
+    }
+}
+
+/// A piece of a corpus line: usually whole words, sometimes a raw character window.
+fn prose(rng: &mut Rng, lines: &[String], max_chars: usize) -> String {
+    let at = rng.below(lines.len());
+    let target = target_len(rng, max_chars);
     // Corpus lines are in document order within a split: a short line continues with the next.
     let mut text = lines[at].clone();
     let mut next = at + 1;
@@ -183,6 +192,44 @@ fn prose(rng: &mut Rng, lines: &[String], max_chars: usize) -> String {
         out.push_str(w);
     }
     out
+}
+
+/// Whether a Chinese text may be cut between `a` and `b`: anywhere but inside a Latin word or
+/// number.
+fn cuttable(a: char, b: char) -> bool {
+    !(a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric())
+}
+
+/// A piece of a Chinese corpus line (continued into the next lines when short) of at most
+/// `max_chars` characters. Chinese has no spaces between words, so a piece starts and ends at any
+/// character but never inside a Latin word or number of a mixed line; half start at the line's
+/// beginning, as text in a paragraph's first line does.
+pub(crate) fn chinese_text(rng: &mut Rng, lines: &[String], max_chars: usize) -> String {
+    let at = rng.below(lines.len());
+    let target = target_len(rng, max_chars);
+    let mut chars: Vec<char> = lines[at].chars().collect();
+    let mut next = at + 1;
+    while chars.len() < target + 10 && next < lines.len() && next < at + 4 {
+        let line = &lines[next];
+        if let (Some(&a), Some(b)) = (chars.last(), line.chars().next()) {
+            if a.is_ascii() && b.is_ascii() {
+                chars.push(' ');
+            }
+        }
+        chars.extend(line.chars());
+        next += 1;
+    }
+    let cuts: Vec<usize> =
+        (0..=chars.len()).filter(|&i| i == 0 || i == chars.len() || cuttable(chars[i - 1], chars[i])).collect();
+    let fits: Vec<usize> = cuts.iter().copied().filter(|&c| c + target <= chars.len() && chars[c] != ' ').collect();
+    let start = if fits.is_empty() || rng.chance(0.5) { 0 } else { *rng.pick(&fits) };
+    // The last cut within the target; else the first within `max_chars` (a Latin word longer than
+    // the target stays whole); else a hard cut (a "word" longer than a line).
+    let end = cuts.iter().copied().filter(|&c| c > start && c <= start + target).max();
+    let end = end
+        .or_else(|| cuts.iter().copied().find(|&c| c > start && c <= start + max_chars))
+        .unwrap_or_else(|| (start + max_chars).min(chars.len()));
+    normalise_spaces(&chars[start..end].iter().collect::<String>())
 }
 
 /// A few words from the corpus around a generated token, or the token alone.
@@ -371,6 +418,31 @@ mod tests {
         assert_eq!(truncate_chars("hello brave new world", 14), "hello brave");
         assert_eq!(truncate_chars("abc", 10), "abc");
         assert_eq!(truncate_chars("abcdefgh", 3), "abc");
+    }
+
+    #[test]
+    fn chinese_pieces_are_bounded_and_keep_latin_words_whole() {
+        let lines: Vec<String> = [
+            "使用 PostgreSQL 数据库集群，当你以后再运行 initdb 时。",
+            "选项 --verbose 显示更多信息",
+            "第三行文字没有拉丁字母",
+        ]
+        .map(String::from)
+        .to_vec();
+        let words = ["PostgreSQL", "initdb", "--verbose"];
+        let mut rng = Rng::for_sample(0, 0, 0);
+        for _ in 0..2000 {
+            let text = chinese_text(&mut rng, &lines, 12);
+            assert!(!text.is_empty() && text.chars().count() <= 12, "{text:?}");
+            assert_eq!(text, normalise_spaces(&text));
+            for token in text.split(|c: char| !c.is_ascii_alphanumeric() && c != '-') {
+                let token = token.trim_matches('-');
+                assert!(
+                    token.is_empty() || words.iter().any(|w| w.trim_matches('-') == token),
+                    "a Latin word was cut: {token:?} in {text:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use ab_glyph::{Font, FontVec, GlyphId};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub use super::catalogue::{FamilyDef, CATALOGUE};
+pub use super::catalogue::{FamilyDef, CATALOGUE, CHINESE};
 
 /// Broad design class; text kinds choose classes (code likes monospace).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -61,6 +61,8 @@ pub struct Face {
     pub font: FontVec,
     /// Pixels per em = `scale_per_em * px` gives the `PxScale` for an em of `px` pixels.
     pub scale_per_em: f32,
+    /// Index of the face in its file (non-zero in a collection).
+    index: u32,
     /// Lookup indices of the GPOS `kern` feature (empty: use the legacy `kern` table).
     gpos_kern_lookups: Vec<u16>,
 }
@@ -91,7 +93,7 @@ impl Face {
         let face = if self.gpos_kern_lookups.is_empty() {
             None
         } else {
-            ttf_parser::Face::parse(self.font.as_slice(), 0).ok()
+            ttf_parser::Face::parse(self.font.as_slice(), self.index).ok()
         };
         Kerner { face: self, parsed: face }
     }
@@ -133,8 +135,8 @@ impl Kerner<'_> {
     }
 }
 
-fn gpos_kern_lookups(data: &[u8]) -> Vec<u16> {
-    let Ok(face) = ttf_parser::Face::parse(data, 0) else { return Vec::new() };
+fn gpos_kern_lookups(data: &[u8], index: u32) -> Vec<u16> {
+    let Ok(face) = ttf_parser::Face::parse(data, index) else { return Vec::new() };
     let Some(gpos) = face.tables().gpos else { return Vec::new() };
     let mut out: Vec<u16> = Vec::new();
     for feature in gpos.features {
@@ -180,7 +182,7 @@ pub fn load_families(names: &[&str], extra_dirs: &[PathBuf]) -> Result<Vec<Face>
     let mut missing = Vec::new();
     let mut faces = Vec::new();
     for name in names {
-        let Some(def) = CATALOGUE.iter().find(|f| f.name == *name) else {
+        let Some(def) = CATALOGUE.iter().chain(CHINESE).find(|f| f.name == *name) else {
             bail!("unknown font family {name:?}; the catalogue has: {}", family_names().join(", "));
         };
         for (style, file) in def.faces {
@@ -189,8 +191,11 @@ pub fn load_families(names: &[&str], extra_dirs: &[PathBuf]) -> Result<Vec<Face>
                 continue;
             };
             let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let lookups = gpos_kern_lookups(&data);
-            let font = FontVec::try_from_vec(data).map_err(|_| anyhow::anyhow!("{}: not a font", path.display()))?;
+            let face_index = face_index_of(&data, def.name)
+                .with_context(|| format!("{}: no face of family {:?}", path.display(), def.name))?;
+            let lookups = gpos_kern_lookups(&data, face_index);
+            let font = FontVec::try_from_vec_and_index(data, face_index)
+                .map_err(|_| anyhow::anyhow!("{}: not a font", path.display()))?;
             let upem = font.units_per_em().unwrap_or(1000.0);
             let scale_per_em = font.height_unscaled() / upem;
             faces.push(Face {
@@ -199,6 +204,7 @@ pub fn load_families(names: &[&str], extra_dirs: &[PathBuf]) -> Result<Vec<Face>
                 style: *style,
                 font,
                 scale_per_em,
+                index: face_index,
                 gpos_kern_lookups: lookups,
             });
         }
@@ -212,6 +218,21 @@ pub fn load_families(names: &[&str], extra_dirs: &[PathBuf]) -> Result<Vec<Face>
     Ok(faces)
 }
 
+/// Index of the face to use in a font file: 0 for a single font, else the face of a collection
+/// whose family name (typographic or legacy) is `family`.
+fn face_index_of(data: &[u8], family: &str) -> Option<u32> {
+    let Some(count) = ttf_parser::fonts_in_collection(data) else { return Some(0) };
+    (0..count).find(|&i| {
+        ttf_parser::Face::parse(data, i).is_ok_and(|face| {
+            face.names().into_iter().any(|n| {
+                (n.name_id == ttf_parser::name_id::TYPOGRAPHIC_FAMILY || n.name_id == ttf_parser::name_id::FAMILY)
+                    && n.to_string().as_deref() == Some(family)
+            })
+        })
+    })
+}
+
+/// Every family of the catalogue, Latin then Chinese.
 pub fn family_names() -> Vec<&'static str> {
-    CATALOGUE.iter().map(|f| f.name).collect()
+    CATALOGUE.iter().chain(CHINESE).map(|f| f.name).collect()
 }

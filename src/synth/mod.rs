@@ -8,8 +8,11 @@
 //!   and e-mail addresses. One corpus line in 20 (by hash) is held-out text.
 //! - Fonts: Debian-packaged serif / sans / mono families ([`fonts::CATALOGUE`]); the
 //!   `eval_families` (default: Latin Modern Roman) are never used by the train split.
-//! - Splits: `train` (train text, train fonts), `eval-text` (held-out text, train fonts) and
-//!   `eval-font` (held-out text, held-out fonts).
+//! - Chinese (when `chinese` > 0): that share of the train samples are simplified-Chinese lines
+//!   from Debian's Chinese manual pages (`models/corpus/zh.txt`, mixed Chinese/Latin text) in the
+//!   Noto CJK SC faces ([`fonts::CHINESE`]).
+//! - Splits: `train` (train text, train fonts), `eval-text` (held-out text, train fonts),
+//!   `eval-font` (held-out text, held-out fonts) and `eval-zh` (held-out Chinese text).
 //!
 //! ```no_run
 //! use folio::synth::{Generator, Split, SynthConfig};
@@ -52,6 +55,8 @@ pub enum Split {
     EvalText,
     /// Held-out text in the held-out font families.
     EvalFont,
+    /// Held-out Chinese text in the Chinese fonts.
+    EvalZh,
 }
 
 impl Split {
@@ -60,6 +65,7 @@ impl Split {
             Split::Train => "train",
             Split::EvalText => "eval-text",
             Split::EvalFont => "eval-font",
+            Split::EvalZh => "eval-zh",
         }
     }
     fn tag(self) -> u64 {
@@ -67,6 +73,7 @@ impl Split {
             Split::Train => 1,
             Split::EvalText => 2,
             Split::EvalFont => 3,
+            Split::EvalZh => 4,
         }
     }
 }
@@ -84,7 +91,8 @@ impl std::str::FromStr for Split {
             "train" => Split::Train,
             "eval-text" => Split::EvalText,
             "eval-font" => Split::EvalFont,
-            _ => bail!("unknown split {s:?}: expected train, eval-text or eval-font"),
+            "eval-zh" => Split::EvalZh,
+            _ => bail!("unknown split {s:?}: expected train, eval-text, eval-font or eval-zh"),
         })
     }
 }
@@ -110,6 +118,11 @@ pub struct SynthConfig {
     pub max_chars: usize,
     /// Scales the probability of every augmentation (0 = clean black-on-white renders).
     pub augment: f32,
+    /// Share of train samples that are Chinese lines, 0..=1. At 0 (the default) neither the Chinese
+    /// corpus nor its fonts are loaded, and the `eval-zh` split is unavailable.
+    pub chinese: f32,
+    /// A Chinese corpus file; `None` uses the built-in `models/corpus/zh.txt`.
+    pub chinese_corpus: Option<PathBuf>,
 }
 
 impl Default for SynthConfig {
@@ -124,6 +137,8 @@ impl Default for SynthConfig {
             max_px: 48.0,
             max_chars: 60,
             augment: 1.0,
+            chinese: 0.0,
+            chinese_corpus: None,
         }
     }
 }
@@ -143,10 +158,20 @@ pub struct Sample {
 pub struct Generator {
     cfg: SynthConfig,
     corpus: Arc<Corpus>,
+    /// The Chinese corpus, when `cfg.chinese` > 0.
+    chinese: Option<Arc<Corpus>>,
     faces: Arc<Vec<Face>>,
-    /// Face indices by split role: train faces and held-out faces.
+    /// Face indices by role: Latin train faces, held-out faces, Chinese faces.
     train_faces: Vec<usize>,
     eval_faces: Vec<usize>,
+    chinese_faces: Vec<usize>,
+}
+
+/// The writing system of a sample: it chooses the corpus and the fonts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Script {
+    Latin,
+    Chinese,
 }
 
 impl Generator {
@@ -157,16 +182,25 @@ impl Generator {
         if cfg.max_chars == 0 {
             bail!("max_chars must be at least 1");
         }
-        let corpus = Corpus::load(cfg.corpus.as_deref())?;
+        if !(0.0..=1.0).contains(&cfg.chinese) {
+            bail!("chinese is a share of the samples, 0 to 1 (got {})", cfg.chinese);
+        }
+        let corpus = Corpus::load(cfg.corpus.as_deref(), corpus::BUILTIN)?;
+        let chinese = if cfg.chinese > 0.0 {
+            Some(Arc::new(Corpus::load(cfg.chinese_corpus.as_deref(), corpus::BUILTIN_CHINESE)?))
+        } else {
+            None
+        };
         let all = fonts::family_names();
         for f in &cfg.eval_families {
             if !all.contains(&f.as_str()) {
                 bail!("unknown eval family {f:?}; the catalogue has: {}", all.join(", "));
             }
         }
+        let latin = fonts::CATALOGUE.iter().map(|f| f.name);
         let train: Vec<&str> = match &cfg.train_families {
             Some(v) => v.iter().map(String::as_str).collect(),
-            None => all.iter().copied().filter(|f| !cfg.eval_families.iter().any(|e| e == f)).collect(),
+            None => latin.filter(|f| !cfg.eval_families.iter().any(|e| e == f)).collect(),
         };
         if let Some(f) = train.iter().find(|f| cfg.eval_families.iter().any(|e| e == *f)) {
             bail!("family {f:?} is both a train and an eval family");
@@ -174,13 +208,26 @@ impl Generator {
         if train.is_empty() {
             bail!("no train font families");
         }
+        let chinese_families: Vec<&str> =
+            if chinese.is_some() { fonts::CHINESE.iter().map(|f| f.name).collect() } else { Vec::new() };
         let mut names: Vec<&str> = train.clone();
         names.extend(cfg.eval_families.iter().map(String::as_str));
+        names.extend(&chinese_families);
         let faces = fonts::load_families(&names, &cfg.font_dirs)?;
-        let train_faces = (0..faces.len()).filter(|&i| train.contains(&faces[i].family)).collect();
-        let eval_faces: Vec<usize> =
-            (0..faces.len()).filter(|&i| cfg.eval_families.iter().any(|e| e == faces[i].family)).collect();
-        Ok(Generator { cfg, corpus: Arc::new(corpus), faces: Arc::new(faces), train_faces, eval_faces })
+        let with = |families: &[&str]| -> Vec<usize> {
+            (0..faces.len()).filter(|&i| families.contains(&faces[i].family)).collect()
+        };
+        let eval: Vec<&str> = cfg.eval_families.iter().map(String::as_str).collect();
+        let (train_faces, eval_faces, chinese_faces) = (with(&train), with(&eval), with(&chinese_families));
+        Ok(Generator {
+            cfg,
+            corpus: Arc::new(corpus),
+            chinese,
+            faces: Arc::new(faces),
+            train_faces,
+            eval_faces,
+            chinese_faces,
+        })
     }
 
     /// The same fonts and corpus with other line lengths and augmentation (a curriculum stage);
@@ -206,26 +253,38 @@ impl Generator {
 
     /// Display names of the faces a split draws from.
     pub fn split_fonts(&self, split: Split) -> Vec<String> {
-        self.faces_for(split).iter().map(|&i| self.faces[i].display_name()).collect()
+        let mut faces = self.faces_for(split, Script::Latin).to_vec();
+        if split == Split::Train || split == Split::EvalZh {
+            faces.extend(self.faces_for(split, Script::Chinese));
+        }
+        faces.iter().map(|&i| self.faces[i].display_name()).collect()
     }
 
-    fn faces_for(&self, split: Split) -> &[usize] {
-        match split {
-            Split::Train | Split::EvalText => &self.train_faces,
-            Split::EvalFont => {
-                if self.eval_faces.is_empty() {
-                    &self.train_faces
-                } else {
-                    &self.eval_faces
-                }
-            }
+    fn faces_for(&self, split: Split, script: Script) -> &[usize] {
+        match (split, script) {
+            (Split::EvalZh, _) | (_, Script::Chinese) => &self.chinese_faces,
+            (Split::Train | Split::EvalText, Script::Latin) => &self.train_faces,
+            (Split::EvalFont, Script::Latin) if self.eval_faces.is_empty() => &self.train_faces,
+            (Split::EvalFont, Script::Latin) => &self.eval_faces,
         }
     }
 
-    fn lines_for(&self, split: Split) -> &[String] {
+    /// The corpus lines of `split` and `script`; `None` when the generator has no Chinese.
+    fn lines_for(&self, split: Split, script: Script) -> Option<&[String]> {
+        let corpus = match script {
+            Script::Latin => &self.corpus,
+            Script::Chinese => self.chinese.as_ref()?,
+        };
+        Some(if split == Split::Train { &corpus.train } else { &corpus.held_out })
+    }
+
+    /// The script of sample `rng` is about to make in `split`. Draws from `rng` only when the
+    /// train split mixes scripts, so Latin-only data is the same as before Chinese existed.
+    fn script_for(&self, rng: &mut Rng, split: Split) -> Script {
         match split {
-            Split::Train => &self.corpus.train,
-            Split::EvalText | Split::EvalFont => &self.corpus.held_out,
+            Split::EvalZh => Script::Chinese,
+            Split::Train if self.chinese.is_some() && rng.chance(self.cfg.chinese as f64) => Script::Chinese,
+            _ => Script::Latin,
         }
     }
 
@@ -236,6 +295,9 @@ impl Generator {
             set.extend(l.chars());
             set.extend(l.to_uppercase().chars());
         }
+        if let Some(zh) = &self.chinese {
+            set.extend(zh.train.iter().chain(&zh.held_out).flat_map(|l| l.chars()));
+        }
         set.extend("•–·×§€£¥".chars());
         set
     }
@@ -243,11 +305,19 @@ impl Generator {
     /// Sample `index` of `split`: a pure function of (config, split, index).
     pub fn sample(&self, split: Split, index: u64) -> Result<Sample> {
         let mut rng = Rng::for_sample(self.cfg.seed, split.tag(), index);
-        let lines = self.lines_for(split);
+        let script = self.script_for(&mut rng, split);
+        let Some(lines) = self.lines_for(split, script) else {
+            bail!("the {split} split needs Chinese data: set `chinese` above 0 in the synthetic-data config");
+        };
         let mut last = None;
         for _ in 0..8 {
-            let (text, kind) = corpus::sample_text(&mut rng, lines, self.cfg.max_chars);
-            let style = self.sample_style(&mut rng, split, kind);
+            let (text, kind) = match script {
+                Script::Latin => corpus::sample_text(&mut rng, lines, self.cfg.max_chars),
+                // Chinese characters are about twice as wide as Latin ones: two thirds as many
+                // make a line of a similar width (40 for 60, a printed column's worth).
+                Script::Chinese => (corpus::chinese_text(&mut rng, lines, self.cfg.max_chars * 2 / 3), Kind::Prose),
+            };
+            let style = self.sample_style(&mut rng, split, script, kind);
             let s = self.draw(&text, &style)?;
             if !s.text.is_empty() {
                 return Ok(s);
@@ -268,8 +338,7 @@ impl Generator {
         self.faces.iter().position(|f| f.family == family && f.style == style)
     }
 
-    fn pick_face(&self, rng: &mut Rng, split: Split, kind: Kind) -> usize {
-        let pool = self.faces_for(split);
+    fn pick_face(&self, rng: &mut Rng, pool: &[usize], kind: Kind) -> usize {
         // Class first (code prefers monospace), then a family, then a style.
         let class_w = match kind {
             Kind::Code => [0.2, 0.2, 0.6],
@@ -299,10 +368,10 @@ impl Generator {
             .unwrap_or(pool[0])
     }
 
-    fn sample_style(&self, rng: &mut Rng, split: Split, kind: Kind) -> LineStyle {
+    fn sample_style(&self, rng: &mut Rng, split: Split, script: Script, kind: Kind) -> LineStyle {
         let a = self.cfg.augment.max(0.0) as f64;
         let p = |x: f64| (x * a).min(1.0);
-        let face = self.pick_face(rng, split, kind);
+        let face = self.pick_face(rng, self.faces_for(split, script), kind);
         let px = rng.log_uniform(self.cfg.min_px as f64, self.cfg.max_px as f64 + 1e-3) as f32;
         let mut s = LineStyle::clean(face, px);
         let mono = self.faces[face].class == Class::Mono;
@@ -350,9 +419,12 @@ impl Generator {
             }
         }
         s.underline = rng.chance(p(0.04));
-        let lines = self.lines_for(split);
+        let lines = self.lines_for(split, script).unwrap_or(&self.corpus.train);
         let fragment = |rng: &mut Rng| Fragment {
-            text: corpus::sample_text(rng, lines, 80).0,
+            text: match script {
+                Script::Latin => corpus::sample_text(rng, lines, 80).0,
+                Script::Chinese => corpus::chinese_text(rng, lines, 50),
+            },
             gap: rng.uniform(0.08, 0.45) as f32,
             reach: rng.uniform(0.0, 0.15) as f32,
             x_offset: rng.uniform(-0.6, 0.4) as f32 * self.cfg.max_chars as f32 * 0.1,

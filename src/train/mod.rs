@@ -80,6 +80,10 @@ pub struct TrainArgs {
     /// Give a new `--seed` so the run does not see the batches the first one saw.
     #[arg(long)]
     pub init_from: Option<PathBuf>,
+    /// Share of the training lines that are simplified Chinese (0 to 1). Above 0, the Chinese
+    /// characters join the vocabulary: a new run's tokenizer, or `--init-from`'s grown.
+    #[arg(long, default_value_t = 0.0)]
+    pub chinese: f32,
 }
 
 /// Stages of the training data, sorted by the step they start at.
@@ -379,7 +383,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let model_dir = args.out.join("model");
     let state_dir = args.out.join("state");
     std::fs::create_dir_all(&state_dir)?;
-    let base = Generator::new(SynthConfig { seed: args.seed, ..SynthConfig::default() })?;
+    let base = Generator::new(SynthConfig { seed: args.seed, chinese: args.chinese, ..SynthConfig::default() })?;
     let gens =
         args.curriculum.0.iter().map(|st| base.with_stage(st.max_chars, st.augment)).collect::<Result<Vec<_>>>()?;
     let charset = base.charset();
