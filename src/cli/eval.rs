@@ -41,7 +41,7 @@ pub enum EvalCommand {
 #[derive(Args)]
 pub struct LinesArgs {
     /// Which data: eval-text (held-out text, training fonts), eval-font (held-out text and font
-    /// families) or train.
+    /// families), eval-zh (held-out Chinese text) or train.
     #[arg(long, value_enum)]
     pub split: Split,
     /// Number of lines.
@@ -135,9 +135,7 @@ fn family_of(font: &str) -> &str {
 }
 
 fn lines(args: LinesArgs) -> Result<ExitCode> {
-    // `chinese` only shapes the train split; above 0 it loads the Chinese corpus and fonts.
-    let chinese = if args.split == Split::EvalZh { 1.0 } else { 0.0 };
-    let gen = Generator::new(SynthConfig { seed: args.seed, chinese, ..SynthConfig::default() })
+    let gen = Generator::new(SynthConfig { seed: args.seed, ..SynthConfig::default() }.able_to_draw(args.split))
         .context("synthetic-data generator (fonts: run scripts/setup.sh)")?;
     let ck = args.model.load()?;
     let model_dir = ck.dir.display().to_string();

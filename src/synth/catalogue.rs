@@ -5,7 +5,7 @@
 //! and Bookman clones (URW base35, Liberation, FreeFont, STIX), the Office look (Carlito and
 //! Caladea, metric clones of Calibri and Cambria), book faces (Libertine, Garamond, Gentium), the
 //! web sans (Open Sans) and the DejaVu families of generated documentation. No Computer Modern
-//! design is in training: Latin Modern Roman is the held-out family (see `fonts`).
+//! Roman design is in training: Latin Modern Roman is the held-out family (see `fonts`).
 //!
 //! [`CHINESE`] lists the simplified-Chinese faces, loaded only when the data has Chinese lines:
 //! Noto Serif CJK SC (the Song/Ming style of body text) and Noto Sans CJK SC (Hei, headings and
@@ -25,8 +25,7 @@ pub struct FamilyDef {
 
 use Style::*;
 
-/// The catalogue. File names are those of Debian 12 (bookworm) packages.
-/// The Latin-script families.
+/// The Latin-script families. File names are those of Debian 12 (bookworm) packages.
 pub const CATALOGUE: &[FamilyDef] = &[
     // --- serif ---
     FamilyDef {

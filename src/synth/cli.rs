@@ -23,7 +23,8 @@ pub struct SynthArgs {
     /// First sample index (indices `start..start+count`).
     #[arg(long, default_value_t = 0)]
     pub start: u64,
-    /// Which data: train, eval-text (held-out text) or eval-font (held-out text and font family).
+    /// Which data: train, eval-text (held-out text), eval-font (held-out text and font family) or
+    /// eval-zh (held-out Chinese text).
     #[arg(long, value_enum, default_value = "train")]
     pub split: Split,
     /// Data seed (default: the config file's, else 0).
@@ -67,10 +68,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
     if let Some(seed) = args.seed {
         cfg.seed = seed;
     }
-    if args.split == Split::EvalZh && cfg.chinese == 0.0 {
-        // Loads the Chinese corpus and fonts; the share itself only shapes the train split.
-        cfg.chinese = 1.0;
-    }
+    let cfg = cfg.able_to_draw(args.split);
     let seed = cfg.seed;
     let started = Instant::now();
     let gen = Generator::new(cfg)?;

@@ -194,8 +194,8 @@ fn prose(rng: &mut Rng, lines: &[String], max_chars: usize) -> String {
     out
 }
 
-/// Whether a Chinese text may be cut between `a` and `b`: anywhere but inside a Latin word or
-/// number.
+/// Whether a Chinese text may be cut between `a` and `b`: anywhere but between two ASCII letters
+/// or digits (a number may still be cut at its point or comma).
 fn cuttable(a: char, b: char) -> bool {
     !(a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric())
 }
@@ -205,6 +205,7 @@ fn cuttable(a: char, b: char) -> bool {
 /// character but never inside a Latin word or number of a mixed line; half start at the line's
 /// beginning, as text in a paragraph's first line does.
 pub(crate) fn chinese_text(rng: &mut Rng, lines: &[String], max_chars: usize) -> String {
+    let max_chars = max_chars.max(1);
     let at = rng.below(lines.len());
     let target = target_len(rng, max_chars);
     let mut chars: Vec<char> = lines[at].chars().collect();

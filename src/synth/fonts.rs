@@ -7,8 +7,8 @@
 //! One family, Latin Modern Roman (the LaTeX look: high-contrast Computer Modern serif), is held
 //! out of training by default; the `eval-font` split renders only it. It is the family most unlike
 //! the others in the catalogue (the serifs in training are Times, Century, Palatino, Bookman,
-//! Cambria, Garamond, Libertine, Gentium and DejaVu designs), and LaTeX documents are common in the wild, so its figure is a fair test of
-//! generalisation to an unseen typeface.
+//! Cambria, Garamond, Libertine, Gentium and DejaVu designs), and LaTeX documents are common in
+//! the wild, so its figure is a fair test of generalisation to an unseen typeface.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -235,4 +235,31 @@ fn face_index_of(data: &[u8], family: &str) -> Option<u32> {
 /// Every family of the catalogue, Latin then Chinese.
 pub fn family_names() -> Vec<&'static str> {
     CATALOGUE.iter().chain(CHINESE).map(|f| f.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A collection's face is the one named in the catalogue: the simplified-Chinese cut of Noto
+    /// CJK, not the Japanese one first in the file. Needs `fonts-noto-cjk` (scripts/setup.sh).
+    #[test]
+    fn collection_faces_are_found_by_family_name() -> Result<()> {
+        let mut index = HashMap::new();
+        for d in DEFAULT_FONT_DIRS {
+            index_dir(Path::new(d), &mut index, 0);
+        }
+        let path = index.get("NotoSansCJK-Regular.ttc").context("NotoSansCJK-Regular.ttc (fonts-noto-cjk)")?;
+        let data = std::fs::read(path)?;
+        let sc = face_index_of(&data, "Noto Sans CJK SC").context("no SC face")?;
+        let mono = face_index_of(&data, "Noto Sans Mono CJK SC").context("no Mono SC face")?;
+        assert!(sc != 0 && mono != sc, "SC face {sc}, Mono SC face {mono}");
+        let jp = face_index_of(&data, "Noto Sans CJK JP");
+        assert_eq!(jp, Some(0), "the Japanese face opens the collection");
+        assert_eq!(face_index_of(&data, "Noto Sans CJK XX"), None);
+        // A single font is face 0 whatever it is called.
+        let single = std::fs::read(index.get("DejaVuSans.ttf").context("DejaVuSans.ttf")?)?;
+        assert_eq!(face_index_of(&single, "anything"), Some(0));
+        Ok(())
+    }
 }

@@ -34,7 +34,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +125,17 @@ pub struct SynthConfig {
     pub chinese_corpus: Option<PathBuf>,
 }
 
+impl SynthConfig {
+    /// This config, able to draw `split`: `eval-zh` needs the Chinese corpus and fonts, which load
+    /// when `chinese` is above 0 (its value only shapes the train split).
+    pub fn able_to_draw(mut self, split: Split) -> Self {
+        if split == Split::EvalZh && self.chinese == 0.0 {
+            self.chinese = 1.0;
+        }
+        self
+    }
+}
+
 impl Default for SynthConfig {
     fn default() -> Self {
         SynthConfig {
@@ -187,21 +198,25 @@ impl Generator {
         }
         let corpus = Corpus::load(cfg.corpus.as_deref(), corpus::BUILTIN)?;
         let chinese = if cfg.chinese > 0.0 {
-            Some(Arc::new(Corpus::load(cfg.chinese_corpus.as_deref(), corpus::BUILTIN_CHINESE)?))
+            let zh = Corpus::load(cfg.chinese_corpus.as_deref(), corpus::BUILTIN_CHINESE).context("Chinese corpus")?;
+            Some(Arc::new(zh))
         } else {
             None
         };
-        let all = fonts::family_names();
+        // Train and eval families are Latin ones; the Chinese faces come with `chinese`.
+        let all: Vec<&str> = fonts::CATALOGUE.iter().map(|f| f.name).collect();
         for f in &cfg.eval_families {
             if !all.contains(&f.as_str()) {
                 bail!("unknown eval family {f:?}; the catalogue has: {}", all.join(", "));
             }
         }
-        let latin = fonts::CATALOGUE.iter().map(|f| f.name);
         let train: Vec<&str> = match &cfg.train_families {
             Some(v) => v.iter().map(String::as_str).collect(),
-            None => latin.filter(|f| !cfg.eval_families.iter().any(|e| e == f)).collect(),
+            None => all.iter().copied().filter(|f| !cfg.eval_families.iter().any(|e| e == f)).collect(),
         };
+        if let Some(f) = train.iter().find(|f| !all.contains(f)) {
+            bail!("unknown train family {f:?}; the Latin catalogue has: {}", all.join(", "));
+        }
         if let Some(f) = train.iter().find(|f| cfg.eval_families.iter().any(|e| e == *f)) {
             bail!("family {f:?} is both a train and an eval family");
         }
@@ -253,7 +268,10 @@ impl Generator {
 
     /// Display names of the faces a split draws from.
     pub fn split_fonts(&self, split: Split) -> Vec<String> {
-        let mut faces = self.faces_for(split, Script::Latin).to_vec();
+        let mut faces = match split {
+            Split::EvalZh => Vec::new(),
+            _ => self.faces_for(split, Script::Latin).to_vec(),
+        };
         if split == Split::Train || split == Split::EvalZh {
             faces.extend(self.faces_for(split, Script::Chinese));
         }
@@ -315,9 +333,11 @@ impl Generator {
                 Script::Latin => corpus::sample_text(&mut rng, lines, self.cfg.max_chars),
                 // Chinese characters are about twice as wide as Latin ones: two thirds as many
                 // make a line of a similar width (40 for 60, a printed column's worth).
-                Script::Chinese => (corpus::chinese_text(&mut rng, lines, self.cfg.max_chars * 2 / 3), Kind::Prose),
+                Script::Chinese => {
+                    (corpus::chinese_text(&mut rng, lines, (self.cfg.max_chars * 2 / 3).max(1)), Kind::Prose)
+                }
             };
-            let style = self.sample_style(&mut rng, split, script, kind);
+            let style = self.sample_style(&mut rng, self.faces_for(split, script), lines, script, kind);
             let s = self.draw(&text, &style)?;
             if !s.text.is_empty() {
                 return Ok(s);
@@ -368,10 +388,12 @@ impl Generator {
             .unwrap_or(pool[0])
     }
 
-    fn sample_style(&self, rng: &mut Rng, split: Split, script: Script, kind: Kind) -> LineStyle {
+    /// A style for a line of `script` and `kind` in one of `faces`; `lines` give the neighbour
+    /// fragments some crops catch.
+    fn sample_style(&self, rng: &mut Rng, faces: &[usize], lines: &[String], script: Script, kind: Kind) -> LineStyle {
         let a = self.cfg.augment.max(0.0) as f64;
         let p = |x: f64| (x * a).min(1.0);
-        let face = self.pick_face(rng, self.faces_for(split, script), kind);
+        let face = self.pick_face(rng, faces, kind);
         let px = rng.log_uniform(self.cfg.min_px as f64, self.cfg.max_px as f64 + 1e-3) as f32;
         let mut s = LineStyle::clean(face, px);
         let mono = self.faces[face].class == Class::Mono;
@@ -419,7 +441,6 @@ impl Generator {
             }
         }
         s.underline = rng.chance(p(0.04));
-        let lines = self.lines_for(split, script).unwrap_or(&self.corpus.train);
         let fragment = |rng: &mut Rng| Fragment {
             text: match script {
                 Script::Latin => corpus::sample_text(rng, lines, 80).0,

@@ -153,25 +153,36 @@ pub fn copy_model_files(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Adds to the model directory's tokenizer the characters of `chars` it lacks (new ids after the
-/// old ones) and sets `vocab_size` in its config to match. Returns the characters added.
+/// old ones) and raises `vocab_size` in its config (and `text_config`'s, in the nested layout) to
+/// cover them. Returns the characters added.
 pub fn grow_vocab(dir: &Path, chars: &BTreeSet<char>) -> Result<Vec<char>> {
-    use anyhow::Context;
-    let read = |name: &str| -> Result<Value> {
-        let path = dir.join(name);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-    };
-    let mut tok = read("tokenizer.json")?;
+    let mut tok = read_json(&dir.join("tokenizer.json"))?;
     let added = tokenizer::extend_vocab(&mut tok, chars)?;
     if added.is_empty() {
         return Ok(added);
     }
-    let vocab = tok["model"]["vocab"].as_object().map_or(0, |v| v.len());
-    let mut config = read("config.json")?;
-    config["vocab_size"] = json!(vocab);
+    let vocab = tok["model"]["vocab"].as_object().map_or(0, |v| v.len()) as u64;
+    let mut config = read_json(&dir.join("config.json"))?;
+    for pointer in ["/vocab_size", "/text_config/vocab_size"] {
+        if let Some(size) = config.pointer_mut(pointer) {
+            // A checkpoint may pad its embedding beyond the tokenizer; never shrink it.
+            *size = json!(size.as_u64().unwrap_or(0).max(vocab));
+        }
+    }
     std::fs::write(dir.join("tokenizer.json"), serde_json::to_string_pretty(&tok)? + "\n")?;
     std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config)? + "\n")?;
     Ok(added)
+}
+
+/// The characters of `chars` that the model directory's tokenizer has no token for.
+pub fn lacking_chars(dir: &Path, chars: &BTreeSet<char>) -> Result<Vec<char>> {
+    tokenizer::extend_vocab(&mut read_json(&dir.join("tokenizer.json"))?, chars)
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// Copies a training checkpoint (`RUN/model`) to `to` for shipping, weights stored as f16 (half

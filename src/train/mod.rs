@@ -9,6 +9,7 @@
 pub mod adamw;
 pub mod ctc;
 pub mod export;
+mod init;
 pub mod tokenizer;
 
 use std::path::{Path, PathBuf};
@@ -20,8 +21,6 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{Module, VarBuilder, VarMap};
 use clap::Args;
 use image::{imageops::FilterType, DynamicImage, RgbImage};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use crate::models::kv::{SeqChunk, StepLayout};
@@ -31,6 +30,7 @@ use crate::models::paddleocr_vl::{
 };
 use crate::synth::{Generator, Split, SynthConfig};
 use adamw::AdamW;
+use init::{initialise, load_present};
 
 /// Line crops are scaled to this height before preprocessing, in training and in `ocr --page`.
 pub const LINE_HEIGHT: u32 = 48;
@@ -148,67 +148,6 @@ fn lr_at(args: &TrainArgs, step: usize) -> f64 {
     }
     let t = (step - args.warmup) as f64 / (args.steps - args.warmup).max(1) as f64;
     args.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
-}
-
-/// Fills a fresh variable map with sensible initial values: unit norms, zero biases, weights with
-/// standard deviation 1/√fan_in.
-fn initialise(map: &VarMap, seed: u64) -> Result<()> {
-    let data = map.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
-    let mut names: Vec<&String> = data.keys().collect();
-    names.sort();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    for name in names {
-        let var = &data[name];
-        let dims = var.as_tensor().dims().to_vec();
-        let value = if name.ends_with("bias") {
-            Tensor::zeros(dims.as_slice(), DType::F32, &Device::Cpu)?
-        } else if name.contains("norm") {
-            Tensor::ones(dims.as_slice(), DType::F32, &Device::Cpu)?
-        } else {
-            let fan_in: usize = dims[1..].iter().product::<usize>().max(1);
-            let std = 1.0 / (fan_in as f64).sqrt();
-            let n: usize = dims.iter().product();
-            let values: Vec<f32> = (0..n).map(|_| (normal(&mut rng) * std) as f32).collect();
-            Tensor::from_vec(values, dims.as_slice(), &Device::Cpu)?
-        };
-        var.set(&value)?;
-    }
-    Ok(())
-}
-
-/// Sets every variable that `path` holds (as f32, whatever it was stored as) and returns how many
-/// there were; the others keep their values. A stored tensor with fewer rows than the variable
-/// (an embedding or output head before the vocabulary grew) fills the first rows; the CTC head
-/// is left out when its size changed; any other shape mismatch is an error.
-fn load_present(map: &VarMap, path: &Path) -> Result<usize> {
-    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
-        .with_context(|| format!("reading weights from {}", path.display()))?;
-    let data = map.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
-    let mut kept = 0;
-    for (name, var) in data.iter() {
-        let Some(stored) = tensors.get(name) else { continue };
-        let stored = stored.to_dtype(DType::F32)?;
-        let (have, want) = (stored.dims(), var.dims());
-        if have != want && name.starts_with(CtcHead::PREFIX) {
-            // The CTC head's last class is its blank, so rows cannot carry over a vocabulary
-            // change; a training-only head relearns in a few steps.
-            continue;
-        }
-        let value = if have.len() == want.len() && have.len() > 1 && have[1..] == want[1..] && have[0] < want[0] {
-            let fresh = var.as_tensor().narrow(0, have[0], want[0] - have[0])?;
-            Tensor::cat(&[&stored, &fresh], 0)?
-        } else {
-            stored
-        };
-        var.set(&value).with_context(|| format!("setting {name} from {}", path.display()))?;
-        kept += 1;
-    }
-    Ok(kept)
-}
-
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 /// Turns rendered lines into training examples, as inference would see them.
@@ -409,6 +348,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
             None => export::write_model_files(&model_dir, &charset, export::Dims::SMALL)?,
         }
     }
+    let lacking = export::lacking_chars(&model_dir, &charset)?;
+    if !lacking.is_empty() {
+        // Only a resumed run gets here: a new one has just written or grown its tokenizer.
+        bail!(
+            "the tokenizer of {} lacks {} characters of the training data ({}); resume with the options the run started with (--chinese)",
+            model_dir.display(),
+            lacking.len(),
+            lacking.iter().take(20).collect::<String>()
+        );
+    }
     let cfg = Config::from_file(&model_dir.join("config.json"))?;
     let prep = Preparer::load(&model_dir, &cfg)?;
     let pre = &prep.images.cfg;
@@ -427,7 +376,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     } else {
         initialise(&map, args.seed)?;
         if let Some(from) = &args.init_from {
-            let kept = load_present(&map, &from.join("model.safetensors"))?;
+            let kept = load_present(&map, &from.join("model.safetensors"), CtcHead::PREFIX)?;
             let model_vars = map.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?.len();
             if kept == 0 {
                 bail!("{} holds none of this model's weights (is it a folio model directory?)", from.display());
@@ -512,44 +461,6 @@ mod tests {
         for bad in ["", "5:12:0.3", "0:12", "0:0:1", "0:12:9", "0:12:1,0:20:1", "0:x:1"] {
             assert!(bad.parse::<Curriculum>().is_err(), "{bad:?} was accepted");
         }
-    }
-
-    /// `--init-from`: the tensors a file holds are taken (whatever their dtype), the others keep
-    /// their initial values, a grown vocabulary keeps the stored rows, and any other shape
-    /// mismatch is an error.
-    #[test]
-    fn load_present_takes_what_the_file_holds() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("folio-init-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join("w.safetensors");
-        let map = VarMap::new();
-        let a = map.get((2, 3), "a", candle_nn::Init::Const(1.0), DType::F32, &Device::Cpu)?;
-        let b = map.get(4, "b", candle_nn::Init::Const(2.0), DType::F32, &Device::Cpu)?;
-        let stored = Tensor::full(5f32, (2, 3), &Device::Cpu)?.to_dtype(DType::F16)?;
-        candle_core::safetensors::save(&std::collections::HashMap::from([("a".to_string(), stored)]), &path)?;
-        assert_eq!(load_present(&map, &path)?, 1);
-        assert_eq!(a.flatten_all()?.to_vec1::<f32>()?, vec![5.0; 6]);
-        assert_eq!(b.to_vec1::<f32>()?, vec![2.0; 4]);
-        // Fewer rows (a vocabulary that grew): the first rows are taken, the rest keep theirs.
-        let short = Tensor::full(7f32, (1, 3), &Device::Cpu)?;
-        candle_core::safetensors::save(&std::collections::HashMap::from([("a".to_string(), short)]), &path)?;
-        assert_eq!(load_present(&map, &path)?, 1);
-        assert_eq!(a.to_vec2::<f32>()?, [[7.0; 3], [5.0; 3]]);
-        // The CTC head's rows end with its blank: a resized head is left as it was.
-        let head = map.get((3, 2), "aux_ctc.proj.weight", candle_nn::Init::Const(1.0), DType::F32, &Device::Cpu)?;
-        let old_head = Tensor::full(9f32, (2, 2), &Device::Cpu)?;
-        candle_core::safetensors::save(
-            &std::collections::HashMap::from([("aux_ctc.proj.weight".to_string(), old_head)]),
-            &path,
-        )?;
-        assert_eq!(load_present(&map, &path)?, 0);
-        assert_eq!(head.flatten_all()?.to_vec1::<f32>()?, vec![1.0; 6]);
-        for wrong in [Tensor::zeros(4, DType::F32, &Device::Cpu)?, Tensor::zeros((3, 3), DType::F32, &Device::Cpu)?] {
-            candle_core::safetensors::save(&std::collections::HashMap::from([("a".to_string(), wrong)]), &path)?;
-            assert!(load_present(&map, &path).is_err());
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-        Ok(())
     }
 
     /// The whole training path — rendering, preprocessing, prompt, loss, backward, AdamW, export,

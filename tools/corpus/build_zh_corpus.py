@@ -71,7 +71,7 @@ def chunk(par):
         head = par[: MAX_LINE + 1]
         cut = -1
         for pattern in (r"[。！？；]|[.;!?] ", r"[，、：]|[,:] ", r" "):
-            ends = [m.end() for m in re.finditer(pattern, head) if m.end() >= MAX_LINE // 3]
+            ends = [m.end() for m in re.finditer(pattern, head) if MAX_LINE // 3 <= m.end() <= MAX_LINE]
             if ends:
                 cut = ends[-1]
                 break

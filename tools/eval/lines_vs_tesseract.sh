@@ -12,7 +12,8 @@
 # otherwise. Prints CER, exact-line share and wall time per reader.
 #
 # Needs: tesseract-ocr with the LANG data (scripts/setup.sh installs eng and chi_sim), python3, and
-# a release build (`cargo build --release`; FOLIO_BIN overrides the binary).
+# a release build (`cargo build --release`; FOLIO_BIN overrides the binary). With --keep DIR, the
+# images, folio's JSON and tesseract's texts stay in DIR (emptied first).
 set -euo pipefail
 
 usage() {
@@ -39,34 +40,40 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$model" ] || usage
+case "$count" in ''|*[!0-9]*|0) echo "error: --count must be a positive integer (got '$count')" >&2; exit 2 ;; esac
 [ -x "$folio" ] || { echo "error: $folio not found; run cargo build --release" >&2; exit 1; }
+for tool in tesseract python3; do
+    command -v "$tool" >/dev/null || { echo "error: $tool not found; run scripts/setup.sh" >&2; exit 1; }
+done
 if [ -z "$lang" ]; then
     if [ "$split" = eval-zh ]; then lang=chi_sim; else lang=eng; fi
 fi
-tesseract --list-langs 2>/dev/null | grep -qx "$lang" ||
+grep -qx "$lang" <<<"$(tesseract --list-langs 2>/dev/null)" ||
     { echo "error: tesseract has no '$lang' data; run scripts/setup.sh" >&2; exit 1; }
 
 work="${keep:-$(mktemp -d)}"
+rm -rf "$work/lines" "$work/tess"
 mkdir -p "$work/tess"
 [ -n "$keep" ] || trap 'rm -rf "$work"' EXIT
 
 "$folio" synth --out "$work/lines" --split "$split" --seed 1 --count "$count" >/dev/null
 
-start=$(date +%s.%N)
-"$folio" eval lines --model "$model" --split "$split" --count "$count" --worst "$count" --json >"$work/folio.json"
-folio_secs=$(echo "$(date +%s.%N) - $start" | bc)
+start=$(date +%s%N)
+"$folio" eval lines --model "$model" --split "$split" --seed 1 --count "$count" --worst "$count" --json >"$work/folio.json"
+folio_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 
-start=$(date +%s.%N)
+start=$(date +%s%N)
 for png in "$work"/lines/*.png; do
     name="$(basename "$png" .png)"
     tesseract "$png" "$work/tess/$name" -l "$lang" --psm 7 >/dev/null 2>&1 || : >"$work/tess/$name.txt"
 done
-tess_secs=$(echo "$(date +%s.%N) - $start" | bc)
+tess_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 
-python3 - "$work" "$split" "$folio_secs" "$tess_secs" "$lang" <<'EOF'
+python3 - "$work" "$split" "$folio_ms" "$tess_ms" "$lang" <<'EOF'
 import json, os, sys
 
-work, split, folio_secs, tess_secs, lang = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+work, split, lang = sys.argv[1], sys.argv[2], sys.argv[5]
+folio_secs, tess_secs = float(sys.argv[3]) / 1000, float(sys.argv[4]) / 1000
 chinese = split == "eval-zh"
 
 def norm(s):
