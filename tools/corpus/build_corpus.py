@@ -112,18 +112,22 @@ def keep(line):
     return letters >= 0.3 * len(line) or len(line) <= 40
 
 
-def chunk(par):
-    """Cuts a paragraph into pieces of at most MAX_LINE characters, at sentence ends when possible."""
+def chunk(par, max_line=MAX_LINE, breaks=(r"[.;:!?] ",)):
+    """Cuts a paragraph into pieces of at most max_line characters: after the last match of the
+    first of `breaks` that matches past a third of the piece, else at the last space, else hard."""
     out = []
-    while len(par) > MAX_LINE:
+    while len(par) > max_line:
         cut = -1
-        for m in re.finditer(r"[.;:!?] ", par[: MAX_LINE + 1]):
-            if m.end() >= MAX_LINE // 3:
-                cut = m.end()
+        for pattern in breaks:
+            ends = [m.end() for m in re.finditer(pattern, par[: max_line + 1])
+                    if m.end() >= max_line // 3 and len(par[: m.end()].rstrip()) <= max_line]
+            if ends:
+                cut = ends[-1]
+                break
         if cut < 0:
-            cut = par.rfind(" ", 0, MAX_LINE + 1)
+            cut = par.rfind(" ", 0, max_line + 1)
         if cut <= 0:
-            cut = MAX_LINE
+            cut = max_line
         out.append(par[:cut].strip())
         par = par[cut:].strip()
     if par:

@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import build_corpus  # noqa: E402
 from build_corpus import capped, is_latin_char, normalise, package_version  # noqa: E402
 
 MAN_ROOT = "/usr/share/man/zh_CN"
@@ -65,23 +66,8 @@ def join_cjk(line):
 
 
 def chunk(par):
-    """Pieces of at most MAX_LINE characters, cut after 。！？；, else after ，、, else at a space."""
-    out = []
-    while len(par) > MAX_LINE:
-        head = par[: MAX_LINE + 1]
-        cut = -1
-        for pattern in (r"[。！？；]|[.;!?] ", r"[，、：]|[,:] ", r" "):
-            ends = [m.end() for m in re.finditer(pattern, head) if MAX_LINE // 3 <= m.end() <= MAX_LINE]
-            if ends:
-                cut = ends[-1]
-                break
-        if cut <= 0:
-            cut = MAX_LINE
-        out.append(par[:cut].strip())
-        par = par[cut:].strip()
-    if par:
-        out.append(par)
-    return out
+    """Pieces of at most MAX_LINE characters, cut after 。！？；, else after ，、：, else at a space."""
+    return build_corpus.chunk(par, MAX_LINE, (r"[。！？；]|[.;!?] ", r"[，、：]|[,:] "))
 
 
 def keep(line):
