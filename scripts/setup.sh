@@ -40,6 +40,8 @@ ensure_packages "synthetic-data fonts" \
 # Evaluation against real PDFs (tools/eval/pdf_vs_tesseract.sh) and on synthetic lines
 # (tools/eval/lines_vs_tesseract.sh): page rendering and the PDF text layer (poppler-utils),
 # tesseract with English and simplified Chinese as the classic-OCR baseline, and the held-out PDFs
-# (bzip2 manual, nettle manual, shared-mime-info spec; see tools/eval/README.md).
+# (bzip2 manual, nettle manual, shared-mime-info spec, and the Chinese Debian New Maintainers'
+# Guide; see tools/eval/README.md).
 ensure_packages "evaluation tools and PDFs" \
-    poppler-utils tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim bzip2-doc nettle-dev shared-mime-info
+    poppler-utils tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim bzip2-doc nettle-dev shared-mime-info \
+    maint-guide-zh-cn

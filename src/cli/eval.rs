@@ -3,7 +3,7 @@
 //! - `eval lines`: character error rate on rendered synthetic lines (the same generator and
 //!   defaults as training), through the engine exactly as `ocr --page` reads a line.
 //! - `eval cer`: page-level CER of a hypothesis text against a reference text, whitespace
-//!   normalised (used by `tools/eval/pdf_vs_tesseract.sh` for PDF pages).
+//!   normalised, or removed for Chinese (used by `tools/eval/pdf_vs_tesseract.sh` for PDF pages).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use serde::Serialize;
 use folio::engine::sampling::SamplingParams;
 use folio::engine::Request;
 use folio::models::paddleocr_vl::Task;
-use folio::pipeline::metrics::{char_count, levenshtein, normalize_whitespace, CerTally};
+use folio::pipeline::metrics::{char_count, levenshtein, normalize_whitespace, remove_whitespace, CerTally};
 use folio::synth::{Generator, Split, SynthConfig};
 use folio::train::normalize_line;
 
@@ -76,6 +76,11 @@ pub struct CerArgs {
     /// The text read (UTF-8 text).
     #[arg(long)]
     pub hypothesis: PathBuf,
+    /// Remove all whitespace from both texts instead of collapsing it: for Chinese and Japanese,
+    /// which do not put spaces between words (tesseract and `pdftotext -layout` put spaces between
+    /// some of their characters).
+    #[arg(long)]
+    pub no_whitespace: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -253,8 +258,9 @@ fn print_lines_report(r: &LinesReport) {
 fn cer(args: CerArgs) -> Result<ExitCode> {
     let read =
         |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("{}: cannot read as UTF-8 text", p.display()));
-    let reference = normalize_whitespace(&read(&args.reference)?);
-    let hypothesis = normalize_whitespace(&read(&args.hypothesis)?);
+    let normalise = if args.no_whitespace { remove_whitespace } else { normalize_whitespace };
+    let reference = normalise(&read(&args.reference)?);
+    let hypothesis = normalise(&read(&args.hypothesis)?);
     let edits = levenshtein(&reference, &hypothesis);
     let mut t = CerTally::default();
     t.add_counts(edits, char_count(&reference));

@@ -40,6 +40,12 @@ pub fn normalize_whitespace(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Removes all whitespace: the comparison for Chinese and Japanese, which do not separate words
+/// with spaces (tesseract and `pdftotext -layout` put spaces between some of their characters).
+pub fn remove_whitespace(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
 /// Number of Unicode scalar values: the unit of CER.
 pub fn char_count(s: &str) -> usize {
     s.chars().count()
@@ -113,6 +119,12 @@ mod tests {
     fn whitespace_is_collapsed_and_trimmed() {
         assert_eq!(normalize_whitespace("  a\t b\n\n c \u{c}"), "a b c");
         assert_eq!(normalize_whitespace(" \n "), "");
+    }
+
+    #[test]
+    fn whitespace_can_be_removed_entirely() {
+        // Ideographic space (U+3000) is whitespace too.
+        assert_eq!(remove_whitespace("第一 步\n参\u{3000}见 git log"), "第一步参见gitlog");
     }
 
     #[test]

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Page CER of `folio ocr --page` next to tesseract's on real born-digital PDF pages.
 #
-#   tools/eval/pdf_vs_tesseract.sh MODEL_DIR PDF[:A[-B]]... [--pages N] [--first P] [--dpi 150] [--keep DIR]
+#   tools/eval/pdf_vs_tesseract.sh MODEL_DIR PDF[:A[-B]]... [--pages N] [--first P] [--dpi 150]
+#                                  [--lang eng] [--keep DIR]
 #
 # For pages P..P+N-1 of each PDF (plain or .gz; PDF:A-B or PDF:A picks that PDF's pages instead;
 # default P=1, N=3): render at DPI with pdftoppm, take the ground truth
 # from the PDF's text layer (pdftotext -layout), read the same page image with folio (all pages in
-# one `folio ocr --page` run, so their lines decode together) and with tesseract (`-l eng`, one
-# run per page), and score both with `folio eval cer` (whitespace-normalised page CER). Prints one
-# row per page, totals (edits over all reference characters) and each tool's wall time.
+# one `folio ocr --page` run, so their lines decode together) and with tesseract (`-l LANG`, one
+# run per page), and score both with `folio eval cer` (whitespace-normalised page CER; with all
+# whitespace removed when LANG includes Chinese or Japanese, e.g. `--lang chi_sim+eng`, since
+# neither tool nor the text layer spaces those scripts consistently). Prints one row per page,
+# totals (edits over all reference characters) and each tool's wall time.
 #
-# Needs: poppler-utils, tesseract-ocr, tesseract-ocr-eng (scripts/setup.sh installs them), python3,
+# Needs: poppler-utils, tesseract-ocr and its LANG data (scripts/setup.sh installs eng and chi_sim), python3,
 # and a release build (`cargo build --release`; FOLIO_BIN overrides the binary).
 # See tools/eval/README.md for the default PDFs and which pages are held out of training.
 set -euo pipefail
@@ -26,6 +29,7 @@ pages=3
 first=1
 dpi=150
 keep=""
+lang=eng
 model=""
 pdfs=()
 while [ $# -gt 0 ]; do
@@ -34,6 +38,7 @@ while [ $# -gt 0 ]; do
         --first) first="${2:?}"; shift 2 ;;
         --dpi) dpi="${2:?}"; shift 2 ;;
         --keep) keep="${2:?}"; shift 2 ;;
+        --lang) lang="${2:?}"; shift 2 ;;
         -h|--help) usage ;;
         -*) echo "unknown option $1" >&2; usage ;;
         *) if [ -z "$model" ]; then model="$1"; else pdfs+=("$1"); fi; shift ;;
@@ -44,6 +49,12 @@ for tool in pdftoppm pdftotext pdfinfo tesseract python3; do
     command -v "$tool" >/dev/null || { echo "error: $tool not found (run scripts/setup.sh)" >&2; exit 1; }
 done
 [ -x "$folio" ] || { echo "error: $folio not found (cargo build --release, or set FOLIO_BIN)" >&2; exit 1; }
+for l in ${lang//+/ }; do
+    grep -qx "$l" <<<"$(tesseract --list-langs 2>/dev/null)" ||
+        { echo "error: tesseract has no '$l' data; run scripts/setup.sh" >&2; exit 1; }
+done
+cer_opts=()
+[[ "$lang" =~ (chi_|jpn) ]] && cer_opts=(--no-whitespace)
 
 if [ -n "$keep" ]; then
     work="$keep"
@@ -111,12 +122,12 @@ EOF
 # 3. tesseract: one run per page.
 t2="$(now)"
 for i in "${ids[@]}"; do
-    tesseract "$work/$i.png" - -l eng > "$work/$i.tess.txt" 2>/dev/null
+    tesseract "$work/$i.png" - -l "$lang" > "$work/$i.tess.txt" 2>/dev/null
 done
 t3="$(now)"
 
 # 4. Score.
-cer_json() { "$folio" eval cer --json --reference "$1" --hypothesis "$2"; }
+cer_json() { "$folio" eval cer --json "${cer_opts[@]}" --reference "$1" --hypothesis "$2"; }
 rows="$work/rows.tsv"
 : > "$rows"
 for k in "${!ids[@]}"; do
@@ -125,9 +136,11 @@ for k in "${!ids[@]}"; do
     t="$(cer_json "$work/$i.ref.txt" "$work/$i.tess.txt")"
     printf '%s\t%s\t%s\n' "${labels[$k]}" "$f" "$t" >> "$rows"
 done
-python3 - "$rows" "$t0" "$t1" "$t2" "$t3" "$dpi" <<'EOF'
+python3 - "$rows" "$t0" "$t1" "$t2" "$t3" "$dpi" "$lang" "${#cer_opts[@]}" <<'EOF'
 import json, sys
-rows, t0, t1, t2, t3, dpi = sys.argv[1], *map(float, sys.argv[2:6]), sys.argv[6]
+rows, t0, t1, t2, t3, dpi, lang, bare = sys.argv[1], *map(float, sys.argv[2:6]), *sys.argv[6:9]
+if bare != "0":
+    print("CER with all whitespace removed")
 print(f"{'page':<36} {'chars':>7} {'folio CER':>10} {'tesseract CER':>14}")
 tot = {"chars": 0, "folio": 0, "tess": 0}
 for line in open(rows, encoding="utf-8"):
@@ -137,6 +150,6 @@ for line in open(rows, encoding="utf-8"):
     print(f"{label:<36} {f['chars']:>7} {100 * f['cer']:>9.2f}% {100 * t['cer']:>13.2f}%")
 c = max(tot["chars"], 1)
 print(f"{'total':<36} {tot['chars']:>7} {100 * tot['folio'] / c:>9.2f}% {100 * tot['tess'] / c:>13.2f}%")
-print(f"wall time at {dpi} dpi: folio {t1 - t0:.1f} s (one run, model load included), tesseract {t3 - t2:.1f} s (one run per page)")
+print(f"wall time at {dpi} dpi: folio {t1 - t0:.1f} s (one run, model load included), tesseract -l {lang} {t3 - t2:.1f} s (one run per page)")
 EOF
 [ -z "$keep" ] || echo "page images, references and outputs kept in $work" >&2
