@@ -146,8 +146,7 @@ impl Sequence {
         if stop_ids.contains(&token) || params.stop_token_ids.contains(&token) {
             self.finished = Some(FinishReason::Stop);
             emitted.clear(); // the stop token is not text
-        } else if params.repetition_guard && repetition_cut(self.generated()).is_some() {
-            let keep = repetition_cut(self.generated()).unwrap_or(0);
+        } else if let Some(keep) = params.repetition_guard.then(|| repetition_cut(self.generated())).flatten() {
             self.tokens.truncate(self.prompt_len + keep);
             self.finished = Some(FinishReason::Repetition);
             emitted.clear();
