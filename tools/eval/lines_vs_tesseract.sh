@@ -16,13 +16,9 @@
 # images, folio's JSON and tesseract's texts stay in DIR (emptied first).
 set -euo pipefail
 
-usage() {
-    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 2
-}
+source "$(dirname "$0")/common.sh"
+usage() { usage_from_header 5; }
 
-here="$(cd "$(dirname "$0")" && pwd)"
-folio="${FOLIO_BIN:-$here/../../target/release/folio}"
 split=eval-zh
 count=200
 lang=""
@@ -41,15 +37,11 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$model" ] || usage
 case "$count" in ''|*[!0-9]*|0) echo "error: --count must be a positive integer (got '$count')" >&2; exit 2 ;; esac
-[ -x "$folio" ] || { echo "error: $folio not found; run cargo build --release" >&2; exit 1; }
-for tool in tesseract python3; do
-    command -v "$tool" >/dev/null || { echo "error: $tool not found; run scripts/setup.sh" >&2; exit 1; }
-done
+require_tools tesseract python3
 if [ -z "$lang" ]; then
     if [ "$split" = eval-zh ]; then lang=chi_sim; else lang=eng; fi
 fi
-grep -qx "$lang" <<<"$(tesseract --list-langs 2>/dev/null)" ||
-    { echo "error: tesseract has no '$lang' data; run scripts/setup.sh" >&2; exit 1; }
+require_tesseract_langs "$lang"
 
 work="${keep:-$(mktemp -d)}"
 rm -rf "$work/lines" "$work/tess"

@@ -18,13 +18,9 @@
 # See tools/eval/README.md for the default PDFs and which pages are held out of training.
 set -euo pipefail
 
-usage() {
-    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 2
-}
+source "$(dirname "$0")/common.sh"
+usage() { usage_from_header 5; }
 
-here="$(cd "$(dirname "$0")" && pwd)"
-folio="${FOLIO_BIN:-$here/../../target/release/folio}"
 pages=3
 first=1
 dpi=150
@@ -45,14 +41,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$model" ] && [ "${#pdfs[@]}" -gt 0 ] || usage
-for tool in pdftoppm pdftotext pdfinfo tesseract python3; do
-    command -v "$tool" >/dev/null || { echo "error: $tool not found (run scripts/setup.sh)" >&2; exit 1; }
-done
-[ -x "$folio" ] || { echo "error: $folio not found (cargo build --release, or set FOLIO_BIN)" >&2; exit 1; }
-for l in ${lang//+/ }; do
-    grep -qx "$l" <<<"$(tesseract --list-langs 2>/dev/null)" ||
-        { echo "error: tesseract has no '$l' data; run scripts/setup.sh" >&2; exit 1; }
-done
+require_tools pdftoppm pdftotext pdfinfo tesseract python3
+require_tesseract_langs "$lang"
 cer_opts=()
 [[ "$lang" =~ (chi_|jpn) ]] && cer_opts=(--no-whitespace)
 
