@@ -442,7 +442,7 @@ mod tests {
     fn word_spaces_are_told_from_letter_gaps_line_by_line() {
         // Eight words of five letters: `letter` px between letters, `word` px between words.
         let gaps = |letter: u32, word: u32| -> Vec<(u32, u32)> {
-            (0..8).flat_map(|w| (0..5).map(move |l| if l == 4 { word } else { letter })).map(|g| (0, g)).collect()
+            (0..8).flat_map(|_| (0..5).map(move |l| if l == 4 { word } else { letter })).map(|g| (0, g)).collect()
         };
         // A proportional face, and a monospaced one whose letter gaps (4 px at 25 px high) a fixed
         // 0.1 × height would take for spaces.
