@@ -4,7 +4,7 @@
 eval_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 folio="${FOLIO_BIN:-$eval_dir/../../target/release/folio}"
 
-# usage LAST_LINE: prints the calling script's header comment from line 2 to LAST_LINE, exits 2.
+# usage_from_header LAST_LINE: prints the calling script's header comment from line 2 to LAST_LINE, exits 2.
 usage_from_header() {
     sed -n "2,${1}p" "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
