@@ -418,3 +418,95 @@ fn weighted_gather_matches_composed_ops_and_finite_differences() {
     }
     assert!(ops::weighted_gather(&table, vec![rows as u32; 4], vec![0.25; 4], 4).is_err(), "index out of range");
 }
+
+/// (rows, heads, kv_heads, d, spans): rows outside every span, grouped queries, one-row and empty
+/// spans, and a 1,100-row span whose score matrix exceeds the kernel's block budget (its queries go
+/// in several blocks).
+type VarlenCase = (usize, usize, usize, usize, Vec<(usize, usize)>);
+
+fn varlen_cases() -> Vec<VarlenCase> {
+    vec![
+        (7, 1, 1, 4, vec![(0, 7)]),
+        (20, 4, 2, 8, vec![(0, 5), (5, 1), (8, 0), (9, 11)]),
+        (30, 3, 3, 6, vec![(2, 9), (12, 14)]),
+        (1100, 2, 1, 4, vec![(0, 1100)]),
+    ]
+}
+
+/// Output and gradients (q, k, v) of `Σ attention(q, k, v) ⊙ upstream`.
+fn varlen_grads(fused: bool, qkv: &[Tensor], up: &Tensor, spans: &[(usize, usize)], causal: bool) -> Vec<Tensor> {
+    let vars: Vec<Var> = qkv.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let [q, k, v] = [0, 1, 2].map(|i| vars[i].as_tensor().clone());
+    let f = if fused { ops::varlen_attention } else { composite::varlen_attention };
+    let y = f(&q, &k, &v, spans, 0.4, causal).unwrap();
+    let store = (&y * up).unwrap().sum_all().unwrap().backward().unwrap();
+    let grads = [&q, &k, &v].map(|t| store.get(t).expect("every input gets a gradient").clone());
+    std::iter::once(y).chain(grads).collect()
+}
+
+#[test]
+fn varlen_attention_matches_composed_ops() {
+    let mut rng = Rng(11);
+    for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-5), (DType::BF16, 2e-2)] {
+        for (rows, heads, kv_heads, d, spans) in varlen_cases() {
+            for causal in [false, true] {
+                let qkv = [heads, kv_heads, kv_heads].map(|h| rng.tensor(&[rows, h, d], 0.0, 1.0, dtype));
+                let up = rng.tensor(&[rows, heads, d], 0.0, 1.0, dtype);
+                // The reference runs in f64 on the same (rounded) inputs.
+                let wide: Vec<Tensor> = qkv.iter().map(|t| t.to_dtype(DType::F64).unwrap()).collect();
+                let want = varlen_grads(false, &wide, &up.to_dtype(DType::F64).unwrap(), &spans, causal);
+                let got = varlen_grads(true, &qkv, &up, &spans, causal);
+                for (what, (g, w)) in ["out", "dq", "dk", "dv"].iter().zip(got.iter().zip(&want)) {
+                    let diff = rel_diff(g, w);
+                    assert!(
+                        diff < tol,
+                        "{dtype:?} {rows}x{heads}/{kv_heads}x{d} {spans:?} causal {causal}: {what} off by {diff:e}"
+                    );
+                }
+                // Rows outside every span get zeros and no gradient.
+                for r in (0..rows).filter(|r| !spans.iter().any(|&(s, l)| (s..s + l).contains(r))) {
+                    for t in &got {
+                        assert_eq!(max_abs(&t.get(r).unwrap()), 0.0, "row {r} outside the spans {spans:?}");
+                    }
+                }
+            }
+        }
+    }
+    let t = |h: usize| Tensor::zeros((6, h, 4), DType::F32, &Device::Cpu).unwrap();
+    for (heads, kv, spans) in [(4, 3, vec![(0, 6)]), (2, 1, vec![(0, 4), (3, 3)]), (2, 1, vec![(2, 5)])] {
+        assert!(
+            ops::varlen_attention(&t(heads), &t(kv), &t(kv), &spans, 1.0, false).is_err(),
+            "{heads}/{kv} {spans:?}"
+        );
+    }
+}
+
+#[test]
+fn varlen_attention_gradients_match_finite_differences() {
+    let mut rng = Rng(12);
+    let spans = [(0, 2), (3, 4)];
+    for causal in [false, true] {
+        let qkv = [2, 1, 1].map(|h| rng.tensor(&[7, h, 3], 0.0, 1.0, DType::F64));
+        let up = rng.tensor(&[7, 2, 3], 0.0, 1.0, DType::F64);
+        let analytic = varlen_grads(true, &qkv, &up, &spans, causal);
+        for (i, grad) in analytic[1..].iter().enumerate() {
+            let base: Vec<f64> = qkv[i].flatten_all().unwrap().to_vec1().unwrap();
+            let numeric: Vec<f64> = (0..base.len())
+                .map(|j| {
+                    let at = |delta: f64| {
+                        let mut inputs = qkv.clone();
+                        let mut v = base.clone();
+                        v[j] += delta;
+                        inputs[i] = Tensor::from_vec(v, qkv[i].shape(), &Device::Cpu).unwrap();
+                        let y = ops::varlen_attention(&inputs[0], &inputs[1], &inputs[2], &spans, 0.4, causal).unwrap();
+                        (y * &up).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+                    };
+                    (at(1e-6) - at(-1e-6)) / 2e-6
+                })
+                .collect();
+            let numeric = Tensor::from_vec(numeric, grad.shape(), &Device::Cpu).unwrap();
+            let diff = rel_diff(grad, &numeric);
+            assert!(diff < 1e-7, "input {i} causal {causal}: analytic vs numeric {diff:e}");
+        }
+    }
+}

@@ -96,8 +96,11 @@ fn no_kv_cache_forward_equals_the_dense_cache() {
         DenseKvCache::new(2, t.num_hidden_layers, longest, t.num_key_value_heads, t.head_dim, DType::F32, &Device::Cpu)
             .unwrap();
     let (cached, _) = forward(&model, &b, &mut dense);
-    let diff = scalar(&(fresh - cached).unwrap().abs().unwrap().max_all().unwrap());
-    assert!(diff < 1e-6, "NoKvCache vs DenseKvCache max |Δ| = {diff:e}");
+    // The two attention paths sum in different orders (a fused kernel vs candle matmuls): equal to
+    // f32 rounding, relative to the size of the hidden states.
+    let scale = scalar(&cached.abs().unwrap().max_all().unwrap());
+    let diff = scalar(&(fresh - cached).unwrap().abs().unwrap().max_all().unwrap()) / scale;
+    assert!(diff < 1e-6, "NoKvCache vs DenseKvCache max |Δ| / max |h| = {diff:e}");
 }
 
 #[test]

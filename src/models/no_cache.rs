@@ -6,7 +6,7 @@
 use candle_core::{Result, Tensor};
 
 use super::kv::{KvCache, StepLayout};
-use super::paddleocr_vl::attention::dense_attention;
+use super::ops::varlen_attention;
 
 /// Causal attention within each chunk of the step; fails on a chunk that claims cached tokens.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,7 +22,7 @@ impl KvCache for NoKvCache {
         v: &Tensor,
         scale: f64,
     ) -> Result<Tensor> {
-        let mut outs = Vec::with_capacity(layout.chunks.len());
+        let mut spans = Vec::with_capacity(layout.chunks.len());
         for (start, c) in layout.packed() {
             if c.cached != 0 {
                 candle_core::bail!(
@@ -31,9 +31,8 @@ impl KvCache for NoKvCache {
                     c.cached
                 );
             }
-            let part = |t: &Tensor| t.narrow(0, start, c.new);
-            outs.push(dense_attention(&part(q)?, &part(k)?, &part(v)?, scale, Some(0))?);
+            spans.push((start, c.new));
         }
-        Tensor::cat(&outs, 0)
+        varlen_attention(q, k, v, &spans, scale, true)
     }
 }

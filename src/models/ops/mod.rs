@@ -3,9 +3,10 @@
 //! candle_nn's fast kernels (`softmax_last_dim`, `rms_norm`, `layer_norm`, `rope_thd`) have no
 //! backward: a loss computed through them silently gets no gradient upstream. These ops compute the
 //! same values (to rounding) on row slices, in parallel over rows, and carry a hand-written backward
-//! that is itself a fused kernel. Two more replace slow candle compositions: `gelu_tanh` (candle's
-//! calls scalar libm `tanhf`) and `weighted_gather` (the position table's bilinear resampling).
-//! Everything else the model uses (matmul, gelu_erf, silu, index_select, broadcasts, narrow, cat,
+//! that is itself a fused kernel. Three more replace slow candle compositions: `gelu_tanh` (candle's
+//! calls scalar libm `tanhf`), `weighted_gather` (the position table's bilinear resampling) and
+//! `varlen_attention` (attention within each of many packed sequences, whose per-sequence `narrow`s
+//! made candle's backward quadratic in the batch). Everything else the model uses (matmul, gelu_erf, silu, index_select, broadcasts, narrow, cat,
 //! sum, to_dtype, …) already has a backward in candle 0.11.1.
 //!
 //! Arithmetic happens in f32 for f32, bf16 and f16 tensors (16-bit values are widened, accumulated in
@@ -22,6 +23,7 @@ mod gelu;
 mod norm;
 mod rope;
 mod softmax;
+mod varlen_attention;
 
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
@@ -35,6 +37,7 @@ pub use gelu::gelu_tanh;
 pub use norm::{layer_norm, rms_norm};
 pub use rope::rope_thd;
 pub use softmax::softmax_last_dim;
+pub use varlen_attention::varlen_attention;
 
 /// The same functions composed of plain (differentiable, slower) candle ops: the reference the fused
 /// ops are tested against, and their implementation on devices other than the CPU.
@@ -44,6 +47,7 @@ pub mod composite {
     pub use super::norm::{layer_norm_composite as layer_norm, rms_norm_composite as rms_norm};
     pub use super::rope::rope_thd_composite as rope_thd;
     pub use super::softmax::softmax_composite as softmax_last_dim;
+    pub use super::varlen_attention::varlen_attention_composite as varlen_attention;
 }
 
 /// RMSNorm over the last dimension with a learned scale (`weight`), loaded under the checkpoint name

@@ -11,7 +11,6 @@
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::attention::dense_attention;
 use super::config::VisionConfig;
 use crate::models::linear::{linear, Linear};
 use crate::models::ops::{self, LayerNorm};
@@ -135,12 +134,7 @@ impl Attention {
         let k = rotate(self.k_proj.forward(xs)?)?;
         let v = self.v_proj.forward(xs)?.reshape((n, self.num_heads, self.head_dim))?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut outs = Vec::with_capacity(spans.len());
-        for &(start, len) in spans {
-            let part = |t: &Tensor| t.narrow(0, start, len);
-            outs.push(dense_attention(&part(&q)?, &part(&k)?, &part(&v)?, scale, None)?);
-        }
-        let out = Tensor::cat(&outs, 0)?.reshape((n, hidden))?;
+        let out = ops::varlen_attention(&q, &k, &v, spans, scale, false)?.reshape((n, hidden))?;
         self.out_proj.forward(&out)
     }
 }
