@@ -206,15 +206,20 @@ impl CtcHead {
     /// whose line has fewer columns than it needs is skipped), as a value and as a tensor whose
     /// gradient is the CTC gradient.
     fn loss(&self, features: &Tensor, batch: &[Example]) -> Result<(f64, Tensor)> {
-        let mut columns = Vec::with_capacity(batch.len());
-        let mut start = 0;
+        // Columns are numbered across the batch; one scatter-add sums each column's patches (a
+        // slice per image would cost a full-size pass each in the backward).
+        let (mut column_of, mut inv_rows, mut total) = (Vec::new(), Vec::new(), 0);
         for e in batch {
             let (rows, cols) = (e.image.grid.rows, e.image.grid.cols);
-            let f = features.narrow(0, start, rows * cols)?;
-            columns.push(f.reshape((rows, cols, f.dim(1)?))?.mean(0)?);
-            start += rows * cols;
+            column_of.extend((0..rows * cols).map(|p| (total + p % cols) as u32));
+            inv_rows.extend(std::iter::repeat_n(1.0 / rows as f32, cols));
+            total += cols;
         }
-        let logits = self.proj.forward(&Tensor::cat(&columns, 0)?)?;
+        let (dev, hidden) = (features.device(), features.dim(1)?);
+        let column_of = Tensor::from_vec(column_of, features.dim(0)?, dev)?;
+        let sums = Tensor::zeros((total, hidden), features.dtype(), dev)?.index_add(&column_of, features, 0)?;
+        let columns = sums.broadcast_mul(&Tensor::from_vec(inv_rows, (total, 1), dev)?)?;
+        let logits = self.proj.forward(&columns)?;
         let values: Vec<f32> = logits.flatten_all()?.to_vec1()?;
         let blank = (self.classes - 1) as u32;
         // Per-label-token gradients of the examples that admit an alignment; 0 for the others.

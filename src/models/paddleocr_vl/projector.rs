@@ -40,19 +40,24 @@ impl Projector {
         let (_, hidden) = features.dims2()?;
         let m = self.merge;
         let normed = self.pre_norm.forward(features)?;
-        let mut merged = Vec::with_capacity(grids.len());
+        // One gather puts every image's patches in 2×2-block order (a row per block after the
+        // reshape): per-image slices would cost a full-size pass each in the backward.
+        let mut order = Vec::with_capacity(normed.dim(0)?);
         let mut start = 0;
         for g in grids {
             if g.rows % m != 0 || g.cols % m != 0 {
                 candle_core::bail!("patch grid {}x{} is not a multiple of the merge size {m}", g.rows, g.cols);
             }
-            let x = normed.narrow(0, start, g.patches())?;
-            // (rows/m, m, cols/m, m, d) → (rows/m, cols/m, m, m, d): one row per 2×2 block.
-            let x = x.reshape((g.rows / m, m, g.cols / m, m, hidden))?.transpose(1, 2)?;
-            merged.push(x.reshape((g.patches() / (m * m), m * m * hidden))?);
+            for (br, bc) in (0..g.rows / m).flat_map(|br| (0..g.cols / m).map(move |bc| (br, bc))) {
+                for (i, j) in (0..m).flat_map(|i| (0..m).map(move |j| (i, j))) {
+                    order.push((start + (br * m + i) * g.cols + bc * m + j) as u32);
+                }
+            }
             start += g.patches();
         }
-        let x = Tensor::cat(&merged, 0)?;
+        let blocks = order.len() / (m * m);
+        let order = Tensor::from_vec(order, blocks * m * m, normed.device())?;
+        let x = normed.index_select(&order, 0)?.reshape((blocks, m * m * hidden))?;
         let x = self.linear_1.forward(&x)?.gelu_erf()?;
         self.linear_2.forward(&x)
     }
