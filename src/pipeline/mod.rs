@@ -1,10 +1,11 @@
 //! Documents: sources → pages → regions → engine → assembly → writers.
 //!
 //! Today: a projection-profile line finder for single-column pages ([`lines`]), reading such a
-//! page line by line through the engine ([`page`]), and the accuracy arithmetic used to measure
+//! page line by line through the engine ([`page`]) and putting its pieces' texts together ([`text`]), and the accuracy arithmetic used to measure
 //! it ([`metrics`]).
 
 pub mod lines;
 pub mod metrics;
 pub mod page;
 pub mod rules;
+pub mod text;

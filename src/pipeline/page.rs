@@ -1,8 +1,8 @@
 //! Reading a single-column page through the engine, line by line:
 //! [`find_lines`](super::lines::find_lines) → crop each line (with the finder's padding) → split lines wider than the
 //! model was trained on ([`split_wide_line`]) → [`normalize_line`] (exactly as training does) →
-//! one engine request per piece, all pages' pieces in flight together → page text, lines top to
-//! bottom joined by newlines.
+//! one engine request per piece, all pages' pieces in flight together → line texts
+//! ([`join_pieces`]) → page text, lines top to bottom joined by newlines.
 //!
 //! Multi-column pages need a layout detector first; this is the stand-in until then.
 
@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::lines::{otsu_threshold, scan_page, LineBox, LineFinderOptions};
 use super::rules::runs;
+use super::text::join_pieces;
 use crate::engine::sampling::SamplingParams;
 use crate::engine::{Engine, Request, RequestStream};
 use crate::models::paddleocr_vl::Task;
@@ -303,31 +304,6 @@ fn paper_colour(rgb: &RgbImage) -> [u8; 3] {
     })
 }
 
-/// Joins piece texts: trimmed, with a space where the cut was a word space, except between two
-/// CJK characters (Chinese and Japanese put no spaces between words; a wide gap there is a
-/// glyph's side bearing or full-width punctuation).
-pub fn join_pieces(pieces: &[Piece], texts: &[String]) -> String {
-    let mut out = String::new();
-    for (p, t) in pieces.iter().zip(texts) {
-        let t = t.trim();
-        if t.is_empty() {
-            continue;
-        }
-        let cjk_both_sides = out.chars().next_back().is_some_and(is_cjk) && t.chars().next().is_some_and(is_cjk);
-        if !out.is_empty() && p.space_before && !cjk_both_sides {
-            out.push(' ');
-        }
-        out.push_str(t);
-    }
-    out
-}
-
-/// Whether `c` belongs to a script written without spaces between words: CJK ideographs (with
-/// extension A and the compatibility block), kana, CJK symbols and punctuation, full-width forms.
-fn is_cjk(c: char) -> bool {
-    matches!(c as u32, 0x3000..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0xFF00..=0xFF60)
-}
-
 /// Reads pages: every piece of every page goes to the engine (at most `max_in_flight` waiting at
 /// once) so they decode together; results come back per page, in input order. A piece that fails
 /// (say, a crop the image processor rejects) is recorded in its page's `errors` and the rest of
@@ -506,17 +482,6 @@ mod tests {
         let pieces = split_wide_line(&g, 1500);
         assert_eq!(pieces.len(), 2, "{pieces:?}");
         assert!((990..1010).contains(&pieces[0].x1), "{pieces:?}");
-    }
-
-    #[test]
-    fn pieces_join_with_spaces_only_at_word_cuts() {
-        let p = |s| Piece { x0: 0, x1: 1, space_before: s };
-        let texts = ["Hello ".to_string(), " world".to_string(), "wide".to_string(), "".to_string()];
-        assert_eq!(join_pieces(&[p(false), p(true), p(false), p(true)], &texts), "Hello worldwide");
-        let texts = ["使用".to_string(), "命令，".to_string(), "git".to_string(), "。".to_string()];
-        assert_eq!(join_pieces(&[p(false), p(true), p(true), p(true)], &texts), "使用命令， git 。");
-        let texts = ["包".to_string(), "（构建".to_string()];
-        assert_eq!(join_pieces(&[p(false), p(true)], &texts), "包（构建");
     }
 
     /// Blocks of "text" in a box on tinted paper: one crop per block, and the border at the crops'
