@@ -28,7 +28,7 @@ pub fn join_pieces(pieces: &[Piece], texts: &[String]) -> String {
 /// all that is a misreading, and the same characters under Unicode NFKC. Lines with any CJK
 /// writing are left as read: there full-width punctuation is the norm.
 pub fn latin_punctuation(line: String) -> String {
-    if line.chars().any(is_cjk_letter) || !line.chars().any(is_full_width) {
+    if line.chars().any(is_cjk_letter) {
         return line;
     }
     line.chars()
@@ -40,10 +40,6 @@ pub fn latin_punctuation(line: String) -> String {
             _ => c,
         })
         .collect()
-}
-
-fn is_full_width(c: char) -> bool {
-    matches!(c as u32, 0xFF01..=0xFF5E | 0x3000..=0x3002)
 }
 
 /// Whether `c` belongs to a script written without spaces between words: CJK ideographs (with

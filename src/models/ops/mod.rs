@@ -6,8 +6,9 @@
 //! that is itself a fused kernel. Three more replace slow candle compositions: `gelu_tanh` (candle's
 //! calls scalar libm `tanhf`), `weighted_gather` (the position table's bilinear resampling) and
 //! `varlen_attention` (attention within each of many packed sequences, whose per-sequence `narrow`s
-//! made candle's backward quadratic in the batch). Everything else the model uses (matmul, gelu_erf, silu, index_select, broadcasts, narrow, cat,
-//! sum, to_dtype, …) already has a backward in candle 0.11.1.
+//! made candle's backward quadratic in the batch). Everything else the model uses (matmul,
+//! gelu_erf, silu, index_select, broadcasts, narrow, cat, sum, to_dtype, …) already has a backward
+//! in candle 0.11.1.
 //!
 //! Arithmetic happens in f32 for f32, bf16 and f16 tensors (16-bit values are widened, accumulated in
 //! f32 and rounded once on store) and in f64 for f64 tensors, which makes finite-difference gradient

@@ -40,11 +40,10 @@ pub fn varlen_attention(
     scale: f64,
     causal: bool,
 ) -> Result<Tensor> {
-    let geometry = Geometry::of(q, k, v, spans)?;
     if !q.device().is_cpu() {
         return varlen_attention_composite(q, k, v, spans, scale, causal);
     }
-    let op = VarlenAttention { geometry, spans: spans.to_vec(), scale, causal };
+    let op = VarlenAttention { geometry: Geometry::of(q, k, v, spans)?, spans: spans.to_vec(), scale, causal };
     q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
@@ -274,7 +273,6 @@ impl VarlenAttention {
 
     /// Gradients of one (span, kv head): `dq` of its `group` query heads (`group × len × d`), `dk`
     /// and `dv` (`len × d` each), row-major.
-    #[allow(clippy::type_complexity)]
     fn backward_task<A: Acc>(
         &self,
         [q, k, v, dout]: [&[A]; 4],

@@ -48,9 +48,11 @@ impl Projector {
             if g.rows % m != 0 || g.cols % m != 0 {
                 candle_core::bail!("patch grid {}x{} is not a multiple of the merge size {m}", g.rows, g.cols);
             }
+            // Block (br, bc) in raster order; within it, row i's m patches side by side.
             for (br, bc) in (0..g.rows / m).flat_map(|br| (0..g.cols / m).map(move |bc| (br, bc))) {
-                for (i, j) in (0..m).flat_map(|i| (0..m).map(move |j| (i, j))) {
-                    order.push((start + (br * m + i) * g.cols + bc * m + j) as u32);
+                for i in 0..m {
+                    let first = start + (br * m + i) * g.cols + bc * m;
+                    order.extend((first..first + m).map(|p| p as u32));
                 }
             }
             start += g.patches();
