@@ -149,24 +149,35 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-/// If the generated tokens end in a loop, the length to truncate them to (keeping one copy of the
-/// repeated unit). A unit of `p` tokens must repeat at least `max(3, ⌈48 / p⌉)` times: short runs
-/// such as `-----` in a table rule survive, a line repeated three times in a row does not.
-pub fn repetition_cut(tokens: &[u32]) -> Option<usize> {
+/// Where a generation's tail stands with respect to loops (see [`loop_tail`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopTail {
+    /// Trailing tokens a loop found later could still remove: the longest run of tokens each equal
+    /// to the one a period before it. Their text is held back until the run breaks.
+    pub unsettled: usize,
+    /// Set when the tail is a loop: the length to truncate the tokens to. The whole repeated run
+    /// goes, one copy of its unit stays.
+    pub cut: Option<usize>,
+}
+
+/// Looks for a loop at the end of the generated tokens. For each period `p` up to 64 it counts the
+/// trailing tokens equal to the token `p` before them; the tail is a loop when that run and one unit
+/// span at least `max(3p, 48)` tokens: short runs such as `-----` in a table rule survive, a line
+/// repeated three times in a row does not. O(64 + Σ runs) per call.
+pub fn loop_tail(tokens: &[u32]) -> LoopTail {
     const MAX_PERIOD: usize = 64;
     const MIN_SPAN: usize = 48;
-    for p in 1..=MAX_PERIOD.min(tokens.len() / 3) {
-        let reps = 3.max(MIN_SPAN.div_ceil(p));
-        let span = p * reps;
-        if span > tokens.len() {
-            continue;
-        }
-        let tail = &tokens[tokens.len() - span..];
-        if tail.iter().zip(&tail[p..]).all(|(a, b)| a == b) {
-            return Some(tokens.len() - span + p);
+    let n = tokens.len();
+    let (mut unsettled, mut looped) = (0, None);
+    for p in 1..=MAX_PERIOD.min(n.saturating_sub(1)) {
+        let run = (p..n).rev().take_while(|&j| tokens[j] == tokens[j - p]).count();
+        unsettled = unsettled.max(run);
+        if run + p >= MIN_SPAN.max(3 * p) {
+            // Of several periods (3, 6, 9… in a loop of 3), the longest run keeps the shortest unit.
+            looped = Some(looped.map_or(run, |r: usize| r.max(run)));
         }
     }
-    None
+    LoopTail { unsettled, cut: looped.map(|run| n - run) }
 }
 
 #[cfg(test)]
@@ -227,12 +238,36 @@ mod tests {
     fn loops_are_cut_but_short_runs_survive() {
         let mut tokens: Vec<u32> = (0..10).collect();
         tokens.extend(std::iter::repeat_n(7, 20));
-        assert_eq!(repetition_cut(&tokens), None, "20 dashes are a table rule, not a loop");
+        let tail = loop_tail(&tokens);
+        assert_eq!(tail.cut, None, "20 dashes are a table rule, not a loop");
+        assert_eq!(tail.unsettled, 19, "but they could still become one");
         let unit = [100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115];
         let mut looped: Vec<u32> = vec![1, 2, 3];
         for _ in 0..3 {
             looped.extend(unit);
         }
-        assert_eq!(repetition_cut(&looped), Some(3 + 16));
+        assert_eq!(loop_tail(&looped).cut, Some(3 + 16));
+    }
+
+    #[test]
+    fn a_loop_is_cut_back_to_the_start_of_its_run() {
+        // "7.88.1-10-10-10…": every copy but the first goes, not only the ones that proved the loop.
+        let mut text = String::from("curl (7.88.1");
+        for _ in 0..40 {
+            text.push_str("-10");
+        }
+        let tokens: Vec<u32> = text.chars().map(u32::from).collect();
+        let tail = loop_tail(&tokens);
+        assert_eq!(tail.cut, Some("curl (7.88.1-10".len()));
+        assert_eq!(loop_tail(&tokens[..tokens.len() - 1]).cut, tail.cut, "any phase of the unit");
+    }
+
+    #[test]
+    fn plain_text_leaves_little_unsettled() {
+        let text = "The quick brown fox jumps over the lazy dog, then naps.";
+        let tokens: Vec<u32> = text.chars().map(u32::from).collect();
+        let tail = loop_tail(&tokens);
+        assert_eq!(tail.cut, None);
+        assert!(tail.unsettled <= 2, "{tail:?}");
     }
 }

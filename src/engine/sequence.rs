@@ -6,7 +6,7 @@ use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::block_pool::BlockTable;
-use super::sampling::{repetition_cut, Sampler};
+use super::sampling::{loop_tail, Sampler};
 use crate::models::paddleocr_vl::{Position3, PreparedImage};
 
 /// Why a request ended.
@@ -76,6 +76,8 @@ pub struct Sequence {
     pub events: UnboundedSender<Event>,
     pub preemptions: usize,
     pub text: TextStream,
+    /// Generated tokens already sent in events.
+    pub released: usize,
     pub finished: Option<FinishReason>,
 }
 
@@ -97,6 +99,7 @@ impl Sequence {
             events: req.events,
             preemptions: 0,
             text: TextStream::default(),
+            released: 0,
             finished: None,
         }
     }
@@ -136,39 +139,50 @@ impl Sequence {
         }
     }
 
-    /// Appends a sampled token, applies the stop rules, and returns the stream event.
+    /// Appends a sampled token, applies the stop rules, and returns the stream event. Text and
+    /// token ids are released only once the repetition guard can no longer take them back.
     pub fn push_token(&mut self, token: u32, stop_ids: &[u32], text: &dyn Detokenizer) -> Event {
         self.tokens.push(token);
         self.positions.push([self.next_position; 3]);
         self.next_position += 1;
         let params = self.sampler.params();
-        let mut emitted = vec![token];
+        // Generated tokens that are text (a stop token is not), and how many of them at the end a
+        // loop found later could still remove.
+        let mut text_len = self.generated().len();
+        let mut unsettled = 0;
         if stop_ids.contains(&token) || params.stop_token_ids.contains(&token) {
             self.finished = Some(FinishReason::Stop);
-            emitted.clear(); // the stop token is not text
-        } else if let Some(keep) = params.repetition_guard.then(|| repetition_cut(self.generated())).flatten() {
-            self.tokens.truncate(self.prompt_len + keep);
-            self.finished = Some(FinishReason::Repetition);
-            emitted.clear();
-        } else if self.generated().len() >= params.max_tokens {
+            text_len -= 1;
+        } else if params.repetition_guard {
+            let tail = loop_tail(self.generated());
+            match tail.cut {
+                Some(keep) => {
+                    self.tokens.truncate(self.prompt_len + keep);
+                    text_len = keep;
+                    self.finished = Some(FinishReason::Repetition);
+                }
+                None => unsettled = tail.unsettled,
+            }
+        }
+        if self.finished.is_none() && text_len >= params.max_tokens {
             self.finished = Some(FinishReason::Length);
         }
-        // A stop token can only be the last one, and it is not text.
-        let generated = &self.tokens[self.prompt_len..];
-        let text_tokens = match generated.last() {
-            Some(t) if stop_ids.contains(t) || self.sampler.params().stop_token_ids.contains(t) => {
-                &generated[..generated.len() - 1]
-            }
-            _ => generated,
-        };
-        let stops = &self.sampler.params().stop;
-        let mut delta = self.text.update(text_tokens, text, stops);
+        if self.finished.is_some() {
+            unsettled = 0;
+        }
+        let text_tokens = &self.tokens[self.prompt_len..self.prompt_len + text_len];
+        let mut settled = text_len - unsettled;
+        let stops = &params.stop;
+        let mut delta = self.text.update(&text_tokens[..settled], text, stops);
         if let Some(cut) = self.text.find_stop(stops) {
             delta.push_str(&self.text.truncate_to(cut));
             self.finished = Some(FinishReason::Stop);
+            settled = text_len;
         } else if self.finished.is_some() {
             delta.push_str(&self.text.flush(text_tokens, text));
         }
+        let emitted = text_tokens.get(self.released..settled).unwrap_or_default().to_vec();
+        self.released = self.released.max(settled);
         Event::Delta { text: delta, tokens: emitted }
     }
 
@@ -332,6 +346,56 @@ mod tests {
         sent.push_str(&ts.truncate_to(cut));
         assert_eq!(sent, "abc");
         assert_eq!(ts.text(), "abc");
+    }
+
+    /// Feeds `tokens` to a fresh sequence until it finishes; returns the streamed text and ids.
+    fn stream(tokens: &[u32], stop_ids: &[u32]) -> (String, Vec<u32>, Option<FinishReason>) {
+        use super::super::block_pool::BlockPool;
+        use super::super::sampling::SamplingParams;
+        let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let req = NewRequest {
+            id: 0,
+            prompt: vec![1],
+            positions: vec![[0; 3]],
+            next_position: 1,
+            images: Vec::new(),
+            sampler: Sampler::new(SamplingParams::greedy(500), 0),
+            events,
+        };
+        let mut seq = Sequence::new(req, BlockPool::new(4).table(), 9);
+        let (mut text, mut ids) = (String::new(), Vec::new());
+        for &t in tokens {
+            if let Event::Delta { text: delta, tokens } = seq.push_token(t, stop_ids, &Chars) {
+                text.push_str(&delta);
+                ids.extend(tokens);
+            }
+            if seq.finished.is_some() {
+                break;
+            }
+        }
+        (text, ids, seq.finished)
+    }
+
+    #[test]
+    fn a_loop_never_reaches_the_stream() {
+        let mut looped = String::from("curl (7.88.1");
+        for _ in 0..40 {
+            looped.push_str("-10");
+        }
+        let (text, sent, reason) = stream(&ids(&looped), &[]);
+        assert_eq!(reason, Some(FinishReason::Repetition));
+        assert_eq!(text, "curl (7.88.1-10", "the copies that came before the proof go too");
+        assert_eq!(sent, ids(&text), "ids match the text");
+    }
+
+    #[test]
+    fn ordinary_text_streams_whole() {
+        let line = "a table rule ---------- and the end";
+        let mut tokens = ids(line);
+        tokens.push(3);
+        let (text, sent, reason) = stream(&tokens, &[3]);
+        assert_eq!((text.as_str(), reason), (line, Some(FinishReason::Stop)));
+        assert_eq!(sent, ids(line));
     }
 
     #[test]
