@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use folio::synth::corpus::{is_held_out, Corpus};
-use folio::synth::{Generator, LineStyle, Split, Style, SynthConfig};
+use folio::synth::{Generator, Inline, LineStyle, Split, Style, SynthConfig};
 use image::RgbImage;
 
 fn gen() -> &'static Generator {
@@ -121,6 +121,29 @@ fn labels_are_exactly_what_is_drawn() {
     let nimbus = g.face_index("Nimbus Roman", Style::Regular).expect("Nimbus Roman");
     let s = g.draw("x\u{2192}y", &LineStyle::clean(nimbus, 24.0)).expect("draw");
     assert!(s.text == "x\u{2192}y" || s.text == "x->y", "{:?}", s.text);
+}
+
+#[test]
+fn words_in_a_second_face_keep_the_label() {
+    let g = gen();
+    let serif = g.face_index("Nimbus Roman", Style::Regular).expect("Nimbus Roman");
+    let mono = g.face_index("Nimbus Mono PS", Style::Bold).expect("Nimbus Mono PS Bold");
+    let text = "use iiii and ii.bz2 here";
+    let plain = LineStyle::clean(serif, 28.0);
+    let mixed = LineStyle { inline: Some(Inline { face: mono, spans: vec![4..8, 13..19] }), ..plain.clone() };
+    let (a, b) = (g.draw(text, &plain).expect("draw"), g.draw(text, &mixed).expect("draw"));
+    assert_eq!((a.text.as_str(), b.text.as_str()), (text, text));
+    // A typewriter 'i' or '.' is as wide as an 'm': the spans ink far wider than in Times.
+    let width = |img: &RgbImage| ink_columns(img).map(|(x0, x1)| x1 - x0).expect("ink");
+    let (wa, wb) = (width(&a.image), width(&b.image));
+    assert!(wb > wa + 40, "plain {wa} px, mixed {wb} px");
+    // Only the spans change: the first word is drawn the same.
+    let head = |img: &RgbImage| -> Vec<u8> {
+        (0..img.height().min(30)).flat_map(|y| (0..40).map(move |x| img.get_pixel(x, y).0[0])).collect()
+    };
+    assert!(head(&a.image) == head(&b.image));
+    let bad = LineStyle { inline: Some(Inline { face: usize::MAX, spans: vec![0..1, 2..3] }), ..plain };
+    assert!(g.draw(text, &bad).is_err(), "a face out of range is an error, not a panic");
 }
 
 #[test]

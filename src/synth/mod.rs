@@ -27,6 +27,7 @@ pub mod catalogue;
 pub mod cli;
 pub mod corpus;
 pub mod fonts;
+mod inline;
 pub mod render;
 mod rng;
 
@@ -40,10 +41,15 @@ use serde::{Deserialize, Serialize};
 
 pub use corpus::Corpus;
 pub use fonts::{Class, Face, Style};
-pub use render::{Fragment, LineStyle};
+pub use render::{Fragment, Inline, LineStyle};
 
 use corpus::Kind;
 use rng::Rng;
+
+/// Share of Latin prose lines with words in a second face (at `augment` 1).
+const INLINE_SHARE: f64 = 0.2;
+/// Salt of the seed of the mixed-face spans' random stream.
+const INLINE_STREAM: u64 = 0x1A11_11CE;
 
 /// Which data a sample comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -327,6 +333,10 @@ impl Generator {
         let Some(lines) = self.lines_for(split, script) else {
             bail!("the {split} split needs Chinese data: set `chinese` above 0 in the synthetic-data config");
         };
+        // Mixed-face spans draw from a stream of their own, so every other draw of a sample is
+        // what it was before they existed.
+        let mut inline_rng = Rng::for_sample(self.cfg.seed ^ INLINE_STREAM, split.tag(), index);
+        let inline_p = (INLINE_SHARE * self.cfg.augment.max(0.0) as f64).min(1.0);
         let mut last = None;
         for _ in 0..8 {
             let (text, kind) = match script {
@@ -337,7 +347,11 @@ impl Generator {
                     (corpus::chinese_text(&mut rng, lines, (self.cfg.max_chars * 2 / 3).max(1)), Kind::Prose)
                 }
             };
-            let style = self.sample_style(&mut rng, self.faces_for(split, script), lines, script, kind);
+            let faces = self.faces_for(split, script);
+            let mut style = self.sample_style(&mut rng, faces, lines, script, kind);
+            if script == Script::Latin && kind == Kind::Prose && inline_rng.chance(inline_p) {
+                style.inline = inline::choose(&mut inline_rng, &text, &self.faces, faces, style.face);
+            }
             let s = self.draw(&text, &style)?;
             if !s.text.is_empty() {
                 return Ok(s);

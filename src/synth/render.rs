@@ -4,11 +4,13 @@
 //! The label is built while laying out: a character the font cannot show is replaced by an ASCII
 //! fallback or dropped, so the returned text is exactly what the pixels show.
 
+use std::ops::Range;
+
 use ab_glyph::{point, Font, Glyph, GlyphId, OutlinedGlyph, PxScale, ScaleFont};
 use anyhow::{Context, Result};
 use image::RgbImage;
 
-use super::fonts::Face;
+use super::fonts::{Face, Kerner};
 
 /// Every parameter of one rendering. [`LineStyle::clean`] is the plain black-on-white case.
 #[derive(Clone, Debug)]
@@ -31,6 +33,9 @@ pub struct LineStyle {
     pub pad: [f32; 4],
     /// The vertical base of the crop: the font's ascent..descent box (true) or the ink box (false).
     pub line_box: bool,
+    /// Words drawn in a second face, as documentation sets `filename.bz2` or `xml:lang` in a
+    /// typewriter face or stresses a word in bold.
+    pub inline: Option<Inline>,
     pub underline: bool,
     /// Parts of the neighbouring lines that a loose crop catches (not part of the label).
     pub fragment_above: Option<Fragment>,
@@ -47,6 +52,15 @@ pub struct LineStyle {
     /// Seed for the noise pattern.
     pub noise_seed: u64,
     pub jpeg_quality: Option<u8>,
+}
+
+/// Spans of a line drawn in another face than the line's own.
+#[derive(Clone, Debug)]
+pub struct Inline {
+    /// Index of the face in the generator's face list.
+    pub face: usize,
+    /// Byte ranges of the text, sorted and disjoint.
+    pub spans: Vec<Range<usize>>,
 }
 
 /// A neighbouring line caught at the crop's edge.
@@ -74,6 +88,7 @@ impl LineStyle {
             shear: 0.0,
             pad: [0.25; 4],
             line_box: true,
+            inline: None,
             underline: false,
             fragment_above: None,
             fragment_below: None,
@@ -122,72 +137,105 @@ fn fallback(c: char) -> Option<&'static str> {
     })
 }
 
-fn layout(face: &Face, text: &str, style: &LineStyle) -> Laid {
-    let font = &face.font;
-    let sy = style.px * face.scale_per_em;
-    let scale = PxScale { x: sy * style.x_stretch, y: sy };
-    let scaled = font.as_scaled(scale);
-    let kerner = face.kerning();
-    let h_factor = scaled.h_scale_factor();
-    let tracking = style.tracking * style.px;
+/// One face at the line's size: what laying out its glyphs needs.
+struct Pen<'a> {
+    face: &'a Face,
+    scale: PxScale,
+    kerner: Kerner<'a>,
+    h_factor: f32,
+    space_advance: f32,
+    ascent: f32,
+    descent: f32,
+}
 
+impl<'a> Pen<'a> {
+    fn new(face: &'a Face, style: &LineStyle) -> Self {
+        let sy = style.px * face.scale_per_em;
+        let scale = PxScale { x: sy * style.x_stretch, y: sy };
+        let scaled = face.font.as_scaled(scale);
+        let space = face.font.glyph_id(' ');
+        let space_advance = if space.0 != 0 { scaled.h_advance(space) } else { 0.25 * style.px * style.x_stretch };
+        Pen {
+            face,
+            scale,
+            kerner: face.kerning(),
+            h_factor: scaled.h_scale_factor(),
+            space_advance,
+            ascent: scaled.ascent(),
+            descent: scaled.descent(),
+        }
+    }
+
+    /// The glyphs that show `c`: its own, or its fallback's, or none.
+    fn glyphs_for(&self, c: char) -> Vec<(GlyphId, char)> {
+        if let Some(id) = self.face.visible_glyph(c) {
+            return vec![(id, c)];
+        }
+        let ids: Vec<(GlyphId, char)> =
+            fallback(c).unwrap_or_default().chars().map(|f| (self.face.font.glyph_id(f), f)).collect();
+        if ids.iter().all(|(i, _)| i.0 != 0) {
+            ids
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Lays `text` out with `pens[0]`, except the bytes in `spans`, which use `pens[1]`. Kerning
+/// applies within a face only; a space takes the advance of the face it sits in.
+fn layout(pens: &[Pen], text: &str, style: &LineStyle, spans: &[Range<usize>]) -> Laid {
+    let pen_at = |i: usize| usize::from(pens.len() > 1 && spans.iter().any(|r| r.contains(&i)));
+    let tracking = style.tracking * style.px;
     let mut glyphs = Vec::new();
     let mut label = String::new();
     let mut x = 0.0f32;
-    let mut prev: Option<GlyphId> = None;
-    let mut pending_space = false;
-    let space_id = font.glyph_id(' ');
-    let space_adv = if space_id.0 != 0 { scaled.h_advance(space_id) } else { 0.25 * style.px * style.x_stretch };
-
-    let mut place = |id: GlyphId, c: char, x: &mut f32, prev: &mut Option<GlyphId>, label: &mut String| -> bool {
-        let mut gx = *x;
-        if let Some(p) = *prev {
-            gx += kerner.kern_unscaled(p, id) * h_factor;
-        }
-        let glyph: Glyph = id.with_scale_and_position(scale, point(gx, 0.0));
-        let Some(outlined) = font.outline_glyph(glyph) else { return false };
-        glyphs.push(outlined);
-        label.push(c);
-        *x = gx + scaled.h_advance(id) + tracking;
-        *prev = Some(id);
-        true
-    };
-
-    for c in text.chars() {
+    let mut prev: Option<(usize, GlyphId)> = None;
+    let mut pending_space: Option<usize> = None;
+    for (i, c) in text.char_indices() {
         if c.is_whitespace() {
-            pending_space = !label.is_empty();
+            if !label.is_empty() {
+                pending_space = Some(pen_at(i));
+            }
             continue;
         }
-        // Resolve the character to glyphs: itself, or its fallback, or nothing.
-        let id = face.font.glyph_id(c);
-        let direct = id.0 != 0 && font.outline(id).is_some();
-        let chars: Vec<(GlyphId, char)> = if direct {
-            vec![(id, c)]
-        } else if let Some(fb) = fallback(c) {
-            let ids: Vec<(GlyphId, char)> = fb.chars().map(|f| (font.glyph_id(f), f)).collect();
-            if ids.iter().all(|(i, _)| i.0 != 0) {
-                ids
-            } else {
-                continue;
-            }
-        } else {
+        let p = pen_at(i);
+        let pen = &pens[p];
+        let chars = pen.glyphs_for(c);
+        if chars.is_empty() {
             continue;
-        };
-        if pending_space {
+        }
+        if let Some(sp) = pending_space.take() {
             label.push(' ');
-            x += space_adv * style.word_space + tracking;
+            x += pens[sp].space_advance * style.word_space + tracking;
             prev = None;
-            pending_space = false;
         }
         for (id, ch) in chars {
-            place(id, ch, &mut x, &mut prev, &mut label);
+            let mut gx = x;
+            if let Some((prev_pen, prev_id)) = prev {
+                if prev_pen == p {
+                    gx += pen.kerner.kern_unscaled(prev_id, id) * pen.h_factor;
+                }
+            }
+            let glyph: Glyph = id.with_scale_and_position(pen.scale, point(gx, 0.0));
+            let Some(outlined) = pen.face.font.outline_glyph(glyph) else { continue };
+            glyphs.push(outlined);
+            label.push(ch);
+            x = gx + pen.face.font.as_scaled(pen.scale).h_advance(id) + tracking;
+            prev = Some((p, id));
         }
     }
     // A label must never end in a space the pixels cannot show.
     while label.ends_with(' ') {
         label.pop();
     }
-    Laid { glyphs, label, advance: x - tracking.max(0.0), ascent: scaled.ascent(), descent: scaled.descent() }
+    let used = if spans.is_empty() { &pens[..1] } else { pens };
+    Laid {
+        glyphs,
+        label,
+        advance: x - tracking.max(0.0),
+        ascent: used.iter().map(|p| p.ascent).fold(f32::NEG_INFINITY, f32::max),
+        descent: used.iter().map(|p| p.descent).fold(f32::INFINITY, f32::min),
+    }
 }
 
 /// Union of the glyphs' pixel bounds: (x0, y0, x1, y1); None when nothing is inked.
@@ -303,8 +351,14 @@ impl Affine {
 /// Renders `text` with `style`; returns the image and the label (the text as drawn).
 pub fn draw_line(faces: &[Face], text: &str, style: &LineStyle) -> Result<(RgbImage, String)> {
     let face = faces.get(style.face).context("LineStyle.face is out of range")?;
+    let mut pens = vec![Pen::new(face, style)];
+    let mut spans: &[Range<usize>] = &[];
+    if let Some(inline) = &style.inline {
+        pens.push(Pen::new(faces.get(inline.face).context("LineStyle.inline.face is out of range")?, style));
+        spans = &inline.spans;
+    }
     let px = style.px.max(1.0);
-    let main = layout(face, text, style);
+    let main = layout(&pens, text, style, spans);
 
     // Base box: horizontally the ink; vertically the ink or the font's line box.
     let ink = ink_bounds(&main.glyphs);
@@ -348,7 +402,7 @@ pub fn draw_line(faces: &[Face], text: &str, style: &LineStyle) -> Result<(RgbIm
     let mut frags: Vec<(Laid, f32, f32)> = Vec::new();
     if identity {
         if let Some(f) = &style.fragment_above {
-            let laid = layout(face, &f.text, style);
+            let laid = layout(&pens[..1], &f.text, style, &[]);
             if let Some((_, _, _, fy1)) = ink_bounds(&laid.glyphs) {
                 // Fragment baseline so that its ink bottom sits `gap` above the main ink top.
                 let base = iy0 - f.gap.max(0.02) * px - fy1;
@@ -359,7 +413,7 @@ pub fn draw_line(faces: &[Face], text: &str, style: &LineStyle) -> Result<(RgbIm
             }
         }
         if let Some(f) = &style.fragment_below {
-            let laid = layout(face, &f.text, style);
+            let laid = layout(&pens[..1], &f.text, style, &[]);
             if let Some((_, fy0, _, _)) = ink_bounds(&laid.glyphs) {
                 let base = iy1 + f.gap.max(0.02) * px - fy0;
                 // Reach measured from the fragment's cap line (its ink top).
