@@ -26,6 +26,7 @@
 pub mod catalogue;
 pub mod cli;
 pub mod corpus;
+mod degrade;
 pub mod fonts;
 mod inline;
 pub mod render;
