@@ -47,12 +47,12 @@ fn the_default_model_reads_held_out_lines() -> Result<()> {
     // the ones `folio eval lines` draws.
     let gen = Generator::new(SynthConfig { seed: 1, ..SynthConfig::default() }.able_to_draw(Split::EvalZh))?;
     // Bars a little above the measured figures (model card), so a regression fails the test.
-    for (split, bar) in [(Split::EvalText, 0.03), (Split::EvalFont, 0.11), (Split::EvalZh, 0.20)] {
+    for (split, bar) in [(Split::EvalText, 0.025), (Split::EvalFont, 0.07), (Split::EvalZh, 0.12)] {
         let tally = cer_on(&engine, &gen, split)?;
         eprintln!("{}: CER {:.2}% over {} chars", split.name(), 100.0 * tally.cer(), tally.chars);
         assert!(
             tally.cer() <= bar,
-            "{}: CER {:.2}% above the bar {:.0}%",
+            "{}: CER {:.2}% above the bar {:.1}%",
             split.name(),
             100.0 * tally.cer(),
             100.0 * bar
