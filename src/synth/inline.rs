@@ -34,19 +34,12 @@ pub(crate) fn choose(rng: &mut Rng, text: &str, faces: &[Face], pool: &[usize], 
 
 /// Byte ranges of the whitespace-separated words.
 fn word_ranges(text: &str) -> Vec<Range<usize>> {
-    let mut words = Vec::new();
-    let mut start = None;
-    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
-        match (c.is_whitespace(), start) {
-            (true, Some(s)) => {
-                words.push(s..i);
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
-        }
-    }
-    words
+    text.split_whitespace()
+        .map(|w| {
+            let start = w.as_ptr() as usize - text.as_ptr() as usize;
+            start..start + w.len()
+        })
+        .collect()
 }
 
 /// `span` without the brackets, quotes and sentence punctuation at its ends; `None` if nothing is
