@@ -39,6 +39,12 @@ fn log_softmax(logits: &[f32], classes: usize) -> Vec<f64> {
     out
 }
 
+/// Whether `frames` frames can hold `labels`: one frame per label plus a blank between repeats.
+pub fn alignable(frames: usize, labels: &[u32]) -> bool {
+    let repeats = labels.windows(2).filter(|w| w[0] == w[1]).count();
+    frames > 0 && frames >= labels.len() + repeats
+}
+
 /// CTC loss of `labels` (no blanks in them) given `(frames, classes)` logits (before softmax).
 /// `None` when no alignment exists: fewer frames than labels plus the blanks needed between
 /// repeated labels, an empty input, or a label out of range.
@@ -50,8 +56,7 @@ pub fn ctc(logits: &[f32], classes: usize, labels: &[u32], blank: u32) -> Option
     if labels.iter().any(|&l| l == blank || l as usize >= classes) {
         return None;
     }
-    let repeats = labels.windows(2).filter(|w| w[0] == w[1]).count();
-    if frames < labels.len() + repeats {
+    if !alignable(frames, labels) {
         return None;
     }
     // Extended labels: blank, l1, blank, l2, …, blank.

@@ -10,6 +10,7 @@ pub mod adamw;
 pub mod ctc;
 pub mod export;
 mod init;
+mod step;
 pub mod tokenizer;
 
 use std::path::{Path, PathBuf};
@@ -17,20 +18,19 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{Module, VarBuilder, VarMap};
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
 use clap::Args;
 use image::{imageops::FilterType, DynamicImage, RgbImage};
 use serde_json::json;
 
-use crate::models::kv::{SeqChunk, StepLayout};
-use crate::models::no_cache::NoKvCache;
 use crate::models::paddleocr_vl::{
-    prompt_positions, Config, ImageProcessor, PaddleOcrVl, PreparedImage, PreprocessorConfig, PromptBuilder, Task,
+    Config, ImageProcessor, PaddleOcrVl, PreparedImage, PreprocessorConfig, PromptBuilder, Task,
 };
 use crate::synth::{Generator, Split, SynthConfig};
 use adamw::AdamW;
 use init::{initialise, load_present};
+use step::{blank_image_loss, train_step, CtcHead};
 
 /// Line crops are scaled to this height before preprocessing, in training and in `ocr --page`.
 pub const LINE_HEIGHT: u32 = 48;
@@ -84,6 +84,10 @@ pub struct TrainArgs {
     /// characters join the vocabulary: a new run's tokenizer, or `--init-from`'s grown.
     #[arg(long, default_value_t = 0.0)]
     pub chinese: f32,
+    /// Threads that share each batch's forward and backward, a shard each (default: all cores).
+    /// The split changes only the floating-point summation order of the gradient.
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 /// Stages of the training data, sorted by the step they start at.
@@ -138,8 +142,16 @@ impl Curriculum {
 
 struct Example {
     image: PreparedImage,
+    /// Prompt, label and EOS.
     ids: Vec<u32>,
     prompt_len: usize,
+}
+
+impl Example {
+    /// The label's token ids, without the prompt and the EOS.
+    fn label_ids(&self) -> &[u32] {
+        &self.ids[self.prompt_len..self.ids.len() - 1]
+    }
 }
 
 fn lr_at(args: &TrainArgs, step: usize) -> f64 {
@@ -181,143 +193,6 @@ impl Preparer {
             })
             .collect()
     }
-}
-
-/// The auxiliary CTC head (see [`ctc`]): a linear map from each patch column of the vision
-/// features (mean over the column's patches) to the vocabulary plus a blank. Its weights live in
-/// the run's checkpoint under `aux_ctc.` (the inference loader never asks for them; shipping drops
-/// them).
-struct CtcHead {
-    proj: candle_nn::Linear,
-    classes: usize,
-    weight: f64,
-}
-
-impl CtcHead {
-    const PREFIX: &'static str = "aux_ctc";
-
-    fn new(cfg: &Config, vb: VarBuilder, weight: f64) -> Result<Self> {
-        let classes = cfg.text.vocab_size + 1;
-        let proj = candle_nn::linear(cfg.vision.hidden_size, classes, vb.pp(Self::PREFIX).pp("proj"))?;
-        Ok(Self { proj, classes, weight })
-    }
-
-    /// CTC loss per label token, averaged over the examples that admit an alignment (an example
-    /// whose line has fewer columns than it needs is skipped), as a value and as a tensor whose
-    /// gradient is the CTC gradient.
-    fn loss(&self, features: &Tensor, batch: &[Example]) -> Result<(f64, Tensor)> {
-        // Columns are numbered across the batch; one scatter-add sums each column's patches (a
-        // slice per image would cost a full-size pass each in the backward).
-        let (mut column_of, mut inv_rows, mut total) = (Vec::new(), Vec::new(), 0);
-        for e in batch {
-            let (rows, cols) = (e.image.grid.rows, e.image.grid.cols);
-            column_of.extend((0..rows * cols).map(|p| (total + p % cols) as u32));
-            inv_rows.extend(std::iter::repeat_n(1.0 / rows as f32, cols));
-            total += cols;
-        }
-        let (dev, hidden) = (features.device(), features.dim(1)?);
-        let column_of = Tensor::from_vec(column_of, features.dim(0)?, dev)?;
-        let sums = Tensor::zeros((total, hidden), features.dtype(), dev)?.index_add(&column_of, features, 0)?;
-        let columns = sums.broadcast_mul(&Tensor::from_vec(inv_rows, (total, 1), dev)?)?;
-        let logits = self.proj.forward(&columns)?;
-        let values: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-        let blank = (self.classes - 1) as u32;
-        // Per-label-token gradients of the examples that admit an alignment; 0 for the others.
-        let mut grad = vec![0f32; values.len()];
-        let (mut total, mut valid, mut row) = (0.0, 0usize, 0usize);
-        for e in batch {
-            let cols = e.image.grid.cols;
-            let labels = &e.ids[e.prompt_len..e.ids.len() - 1]; // without EOS
-            let span = row * self.classes..(row + cols) * self.classes;
-            if let Some(out) = ctc::ctc(&values[span.clone()], self.classes, labels, blank) {
-                let n = labels.len().max(1) as f32;
-                total += out.loss / n as f64;
-                valid += 1;
-                for (dst, src) in grad[span].iter_mut().zip(out.grad) {
-                    *dst = src / n;
-                }
-            }
-            row += cols;
-        }
-        let valid = valid.max(1) as f64;
-        let grad = (Tensor::from_vec(grad, logits.shape(), logits.device())? / valid)?;
-        // d/dlogits of sum(logits ⊙ grad) is grad: the exact CTC gradient, flowing back from here.
-        let surrogate = (logits * grad)?.sum_all()?;
-        Ok((total / valid, surrogate))
-    }
-}
-
-/// Losses of one step: the total to minimise, and its parts for the log.
-struct Losses {
-    total: Tensor,
-    ce: f64,
-    ctc: Option<f64>,
-}
-
-/// Mean cross-entropy of the label tokens (teacher forcing), all examples packed in one step, plus
-/// the weighted auxiliary CTC loss when a head is given.
-fn loss(model: &PaddleOcrVl, batch: &[Example], ctc_head: Option<&CtcHead>) -> Result<Losses> {
-    let image_id = model.cfg.tokens.image_token_id;
-    let merge = model.cfg.vision.spatial_merge_size;
-    let images: Vec<&PreparedImage> = batch.iter().map(|e| &e.image).collect();
-    let grids: Vec<_> = images.iter().map(|i| i.grid).collect();
-    let features = model.vision_features(&images)?;
-    let embeds = model.project(&features, &grids)?;
-    let (mut xs, mut positions, mut chunks, mut rows, mut labels) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut start = 0u32;
-    for (i, (e, img)) in batch.iter().zip(&embeds).enumerate() {
-        xs.push(model.prompt_embeddings(&e.ids, 0..e.ids.len(), Some(img))?);
-        positions.extend(prompt_positions(&e.ids, image_id, &[e.image.grid], merge)?.0);
-        chunks.push(SeqChunk { seq: i, cached: 0, new: e.ids.len() });
-        for j in e.prompt_len..e.ids.len() {
-            rows.push(start + j as u32 - 1);
-            labels.push(e.ids[j]);
-        }
-        start += e.ids.len() as u32;
-    }
-    let layout = StepLayout { chunks };
-    let hidden = model.decode_step(&Tensor::cat(&xs, 0)?, &positions, &layout, &mut NoKvCache)?;
-    let logits = model.logits(&hidden.index_select(&Tensor::new(rows.as_slice(), &Device::Cpu)?, 0)?)?;
-    let ce = candle_nn::loss::cross_entropy(&logits, &Tensor::new(labels.as_slice(), &Device::Cpu)?)?;
-    let ce_value = ce.to_scalar::<f32>()? as f64;
-    match ctc_head {
-        Some(head) if head.weight > 0.0 => {
-            let (value, surrogate) = head.loss(&features, batch)?;
-            Ok(Losses { total: (ce + (surrogate * head.weight)?)?, ce: ce_value, ctc: Some(value) })
-        }
-        _ => Ok(Losses { total: ce, ce: ce_value, ctc: None }),
-    }
-}
-
-/// Loss on `batch` with every image replaced by blank paper. Logged next to the training loss: a
-/// model that reads has a blank loss far above its real one; equal losses mean the decoder has
-/// learnt to ignore the image (the failure this curriculum and preprocessing are set up to avoid).
-fn blank_image_loss(model: &PaddleOcrVl, batch: &[Example], paper: f32) -> Result<f64> {
-    let blank = batch
-        .iter()
-        .map(|e| -> Result<Example> {
-            let patches = (e.image.patches.zeros_like()? + paper as f64)?;
-            Ok(Example {
-                image: PreparedImage { patches, grid: e.image.grid },
-                ids: e.ids.clone(),
-                prompt_len: e.prompt_len,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(loss(model, &blank, None)?.ce)
-}
-
-/// One optimizer step on `batch`; returns the losses and the gradient norm before clipping.
-fn train_step(
-    model: &PaddleOcrVl,
-    ctc_head: Option<&CtcHead>,
-    opt: &mut AdamW,
-    batch: &[Example],
-    lr: f64,
-) -> Result<(Losses, f64)> {
-    let l = loss(model, batch, ctc_head)?;
-    let norm = opt.step(&l.total.backward()?, lr, 1.0)?;
-    Ok((l, norm))
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -390,6 +265,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         opt = AdamW::new(&map, args.weight_decay)?;
     }
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let params: usize = map.all_vars().iter().map(|v| v.as_tensor().elem_count()).sum();
     eprintln!("model: {params} parameters; starting at step {} of {}", opt.step, args.steps);
 
@@ -411,7 +287,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     while opt.step < args.steps {
         let examples = rx.recv().context("data thread stopped")??;
         let lr = lr_at(&args, opt.step);
-        let (l, norm) = train_step(&model, Some(&ctc_head), &mut opt, &examples, lr)?;
+        let (l, norm) = train_step(&model, Some(&ctc_head), &mut opt, &examples, lr, jobs)?;
         ce_sum += l.ce;
         ctc_sum += l.ctc.unwrap_or(0.0);
         n += 1;
@@ -468,27 +344,65 @@ mod tests {
         }
     }
 
-    /// The whole training path — rendering, preprocessing, prompt, loss, backward, AdamW, export,
-    /// reload through the inference loader — must be able to memorise a few lines.
-    #[test]
-    fn a_tiny_model_memorises_four_lines() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("folio-overfit-{}", std::process::id()));
+    /// A tiny random model (with its CTC head) written to `dir`, and a batch of `n` clean train
+    /// lines of at most 12 characters.
+    struct Tiny {
+        map: VarMap,
+        head: CtcHead,
+        model: PaddleOcrVl,
+        batch: Vec<Example>,
+        texts: Vec<String>,
+    }
+
+    fn tiny(dir: &Path, n: usize) -> Result<Tiny> {
         let gen = Generator::new(SynthConfig { seed: 3, augment: 0.0, max_chars: 12, ..SynthConfig::default() })?;
-        let samples: Vec<_> = (0..4).map(|i| gen.sample(Split::Train, i)).collect::<Result<_>>()?;
-        let chars = samples.iter().flat_map(|s| s.text.chars()).collect();
-        export::write_model_files(&dir, &chars, export::Dims::TINY)?;
+        let texts: Vec<String> = (0..n as u64).map(|i| Ok(gen.sample(Split::Train, i)?.text)).collect::<Result<_>>()?;
+        let chars = texts.iter().flat_map(|t| t.chars()).collect();
+        export::write_model_files(dir, &chars, export::Dims::TINY)?;
         let cfg = Config::from_file(&dir.join("config.json"))?;
-        let prep = Preparer::load(&dir, &cfg)?;
-        let batch = prep.batch(&gen, 0, 4)?;
+        let batch = Preparer::load(dir, &cfg)?.batch(&gen, 0, n)?;
         let map = VarMap::new();
         let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
         let head = CtcHead::new(&cfg, vb.clone(), 1.0)?;
         let model = PaddleOcrVl::new(cfg, vb)?;
         initialise(&map, 7)?;
+        Ok(Tiny { map, head, model, batch, texts })
+    }
+
+    /// Shards divide by the whole batch's denominators, so any split gives the batch's gradient.
+    #[test]
+    fn sharded_gradients_equal_the_whole_batch_gradient() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("folio-shards-{}", std::process::id()));
+        let t = tiny(&dir, 5)?;
+        let (whole, g1) = step::batch_gradient(&t.model, Some(&t.head), &t.batch, 1)?;
+        for shards in [2, 3, 5] {
+            let (split, g) = step::batch_gradient(&t.model, Some(&t.head), &t.batch, shards)?;
+            assert!((split.ce - whole.ce).abs() < 1e-5, "{shards} shards: ce {} vs {}", split.ce, whole.ce);
+            let (a, b) = (split.ctc.unwrap_or(f64::NAN), whole.ctc.unwrap_or(f64::NAN));
+            assert!((a - b).abs() < 1e-5, "{shards} shards: ctc {a} vs {b}");
+            for var in t.map.all_vars() {
+                let (Some(x), Some(y)) = (g.get(var.as_tensor()), g1.get(var.as_tensor())) else {
+                    panic!("a gradient is missing with {shards} shards");
+                };
+                let diff = (x - y)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                let scale = y.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(diff <= 1e-4 * scale.max(1e-3), "{shards} shards: gradient off by {diff} (max {scale})");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    /// The whole training path — rendering, preprocessing, prompt, loss, backward, AdamW, export,
+    /// reload through the inference loader — must be able to memorise a few lines.
+    #[test]
+    fn a_tiny_model_memorises_four_lines() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("folio-overfit-{}", std::process::id()));
+        let Tiny { map, head, model, batch, texts } = tiny(&dir, 4)?;
         let mut opt = AdamW::new(&map, 0.0)?;
         let mut last = f64::MAX;
         for _ in 0..150 {
-            last = train_step(&model, Some(&head), &mut opt, &batch, 3e-3)?.0.ce;
+            last = train_step(&model, Some(&head), &mut opt, &batch, 3e-3, 2)?.0.ce;
         }
         // Low enough that no token is a guess between lines (one 50/50 token alone costs ~0.02):
         // the model must tell the lines apart by their pixels, not only by their image sizes.
@@ -500,9 +414,8 @@ mod tests {
             .map(|e| ImageRequest { image: &e.image, instruction: Task::Ocr.prompt(), max_new_tokens: 20 })
             .collect();
         let outputs = generate_greedy(&ck, &requests)?;
-        for (out, sample) in outputs.iter().zip(&samples) {
-            let text = ck.prompts.decode(&out.tokens)?;
-            assert_eq!(text, sample.text);
+        for (out, want) in outputs.iter().zip(&texts) {
+            assert_eq!(&ck.prompts.decode(&out.tokens)?, want);
         }
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
