@@ -147,6 +147,22 @@ fn words_in_a_second_face_keep_the_label() {
 }
 
 #[test]
+fn stroke_weight_changes_the_ink_not_the_label() {
+    let g = gen();
+    let face = g.face_index("Nimbus Roman", Style::Regular).expect("Nimbus Roman");
+    let text = "Stroke weight of 1984";
+    let ink = |stroke: f32| -> f64 {
+        let s = g.draw(text, &LineStyle { stroke, ..LineStyle::clean(face, 28.0) }).expect("draw");
+        assert_eq!(s.text, text);
+        s.image.pixels().map(|p| 255.0 - p.0[0] as f64).sum()
+    };
+    let (regular, bold, light) = (ink(0.0), ink(1.0), ink(-0.6));
+    assert!(bold > 1.3 * regular, "bolder by a pixel: ink {bold} against {regular}");
+    // Lighter, but the hairlines fade rather than vanish.
+    assert!(light < 0.85 * regular && light > 0.3 * regular, "lighter: ink {light} against {regular}");
+}
+
+#[test]
 fn labels_are_clean_and_bounded() {
     let g = gen();
     let max = g.config().max_chars;

@@ -41,6 +41,9 @@ pub struct LineStyle {
     /// Parts of the neighbouring lines that a loose crop catches (not part of the label).
     pub fragment_above: Option<Fragment>,
     pub fragment_below: Option<Fragment>,
+    /// Stroke weight change: every stroke edge moves out (bolder, > 0) or in (lighter, < 0) by
+    /// this many pixels, as ink spread or a light cut of a face would draw it.
+    pub stroke: f32,
     pub ink: [f32; 3],
     pub background: [f32; 3],
     /// Brightness change of the background from left to right edge (multiplicative).
@@ -93,6 +96,7 @@ impl LineStyle {
             underline: false,
             fragment_above: None,
             fragment_below: None,
+            stroke: 0.0,
             ink: [0.0; 3],
             background: [1.0; 3],
             gradient: 0.0,
