@@ -37,9 +37,13 @@ pub struct OcrArgs {
     pub json: bool,
     /// With --page: lines wider than this many pixels once scaled to the model's 48 px line height
     /// are split at word gaps (about 15 characters per piece at the default; shorter pieces read
-    /// better, see `pipeline::page::MAX_LINE_WIDTH`).
-    #[arg(long, requires = "page", default_value_t = folio::pipeline::page::MAX_LINE_WIDTH, value_parser = clap::value_parser!(u32).range(200..=20000))]
+    /// better, see `pipeline::pieces::MAX_LINE_WIDTH`).
+    #[arg(long, requires = "page", default_value_t = folio::pipeline::pieces::MAX_LINE_WIDTH, value_parser = clap::value_parser!(u32).range(200..=20000))]
     pub max_line_width: u32,
+    /// With --page: decide the space at each cut from the gap's width alone, without reading a
+    /// window across the cut (faster; mixed-face lines such as "filename.bz2" may gain spaces).
+    #[arg(long, requires = "page")]
+    pub no_seams: bool,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -124,6 +128,7 @@ fn run_pages(args: OcrArgs) -> Result<ExitCode> {
     let opts = PageOptions {
         max_tokens: args.max_tokens.map_or(PageOptions::default().max_tokens, |n| n as usize),
         max_line_width: args.max_line_width,
+        seams: !args.no_seams,
         ..PageOptions::default()
     };
     let results = read_pages(&engine, &images, &opts);

@@ -1,11 +1,13 @@
 //! Documents: sources → pages → regions → engine → assembly → writers.
 //!
 //! Today: a projection-profile line finder for single-column pages ([`lines`]), reading such a
-//! page line by line through the engine ([`page`]), putting each line's text together from its
-//! pieces ([`text`]), and the accuracy arithmetic used to measure it ([`metrics`]).
+//! page line by line through the engine ([`page`]) in pieces cut at word gaps ([`pieces`]),
+//! putting each line's text together from its pieces ([`text`]), and the accuracy arithmetic used
+//! to measure it ([`metrics`]).
 
 pub mod lines;
 pub mod metrics;
 pub mod page;
+pub mod pieces;
 pub mod rules;
 pub mod text;

@@ -1,7 +1,7 @@
 //! A line's text from the texts of its pieces: joining at cuts, and the punctuation of lines
 //! without any CJK writing.
 
-use super::page::Piece;
+use super::pieces::Piece;
 
 /// Joins piece texts: trimmed, with a space where the cut was a word space, except between two
 /// CJK characters (Chinese and Japanese put no spaces between words; a wide gap there is a
@@ -20,6 +20,37 @@ pub fn join_pieces(pieces: &[Piece], texts: &[String]) -> String {
         out.push_str(t);
     }
     latin_punctuation(out)
+}
+
+/// Settles the space at each cut a seam was read across (`seams[k]`: the reading of the window
+/// across the cut before piece `k`; see [`seam_windows`](super::pieces::seam_windows)) where
+/// [`seam_space`] can tell; elsewhere the gap's width stands.
+pub fn settle_spaces(pieces: &mut [Piece], texts: &[String], seams: &[Option<String>]) {
+    for k in 1..pieces.len().min(texts.len()).min(seams.len()) {
+        if let Some(space) = seams[k].as_deref().and_then(|seam| seam_space(&texts[k - 1], &texts[k], seam)) {
+            pieces[k].space_before = space;
+        }
+    }
+}
+
+/// Whether the reading `seam` of a window across a cut puts a space between the end of `left`
+/// (the text before the cut) and the start of `right`: it must hold the last characters of
+/// `left`'s last word and the first of `right`'s first word either joined or with one space
+/// between, not both. Three characters a side are tried first, then two (a shorter word whole);
+/// `None` when neither settles it.
+pub fn seam_space(left: &str, right: &str, seam: &str) -> Option<bool> {
+    let tail: Vec<char> = left.split_whitespace().next_back()?.chars().collect();
+    let head: Vec<char> = right.split_whitespace().next()?.chars().collect();
+    for n in [3, 2] {
+        let a: String = tail[tail.len().saturating_sub(n)..].iter().collect();
+        let b: String = head[..head.len().min(n)].iter().collect();
+        let joined = seam.contains(&format!("{a}{b}"));
+        let spaced = seam.contains(&format!("{a} {b}"));
+        if joined != spaced {
+            return Some(spaced);
+        }
+    }
+    None
 }
 
 /// Full-width punctuation and forms (`，。（）：；`…) in a line that holds no CJK ideograph, kana
@@ -67,6 +98,26 @@ mod tests {
         assert_eq!(join(&[false, true, false, true], &["Hello ", " world", "wide", ""]), "Hello worldwide");
         assert_eq!(join(&[false, true, true, true], &["使用", "命令，", "git", "。"]), "使用命令， git 。");
         assert_eq!(join(&[false, true], &["包", "（构建"]), "包（构建");
+    }
+
+    #[test]
+    fn a_seam_reading_settles_the_space_at_a_cut() {
+        // A typewriter ".bz2" after a Times word: the gap looked like a space, the seam says not.
+        assert_eq!(seam_space("• filename", ".bz2 becomes", "ilename.bz2 be"), Some(false));
+        // Two faces meeting at a narrow gap that was a space.
+        assert_eq!(seam_space("• anyothername becomes", "anyothername.out", "ecomes anyoth"), Some(true));
+        // Two-character fallback when the seam misread a letter further out.
+        assert_eq!(seam_space("conventional LZ77", "/LZ78-based", "Z7l/LZ"), None);
+        assert_eq!(seam_space("the filename", ".tar", "xmame.tar"), Some(false));
+        // Nothing to compare, or a reading that matches both ways or neither.
+        assert_eq!(seam_space("", "word", "x word"), None);
+        assert_eq!(seam_space("ab", "cd", "ab cd abcd"), None);
+        assert_eq!(seam_space("ab", "cd", "zzz"), None);
+        let mut pieces = vec![Piece { x0: 0, x1: 1, space_before: false }; 3];
+        pieces[1].space_before = true;
+        let texts = ["filename".to_string(), ".bz2".to_string(), "becomes".to_string()];
+        settle_spaces(&mut pieces, &texts, &[None, Some("ename.bz2".into()), Some("bz2 becom".into())]);
+        assert_eq!(join_pieces(&pieces, &texts), "filename.bz2 becomes");
     }
 
     #[test]
