@@ -31,12 +31,14 @@ pub struct Piece {
     pub space_before: bool,
 }
 
-/// Splits a line crop into pieces no wider than `max_width` pixels once scaled to [`LINE_HEIGHT`].
+/// Splits a line crop into pieces no wider than `max_width` pixels once scaled to [`LINE_HEIGHT`]
+/// (but see [`UNCUT_SLACK`]).
 ///
 /// Cuts go through the widest whitespace gap near the middle of the crop (vertical projection of
 /// the binarised crop; a gap's centre must lie in the middle half), recursively until every piece
 /// fits. A line with no gap in its middle half is cut at the gap nearest the middle, and one with
-/// no gap at all at its least-inked column near the middle. The outer 10% of rows are left out
+/// no gap at all at its least-inked column near the middle; but a stretch whose best cut is not a
+/// word space stays whole up to [`UNCUT_SLACK`] times the limit. The outer 10% of rows are left out
 /// of the projection: the line finder's padding may hold a neighbour line's descenders. Pieces
 /// come back left to right, without overlap. A crop that fits comes back whole; when it is cut,
 /// each piece's blank margins are trimmed to a line's usual padding (so pieces need not touch)
