@@ -36,7 +36,8 @@ ensure_packages "synthetic-data fonts" \
     fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-liberation2 fonts-urw-base35 fonts-lmodern \
     fonts-freefont-ttf fonts-stix fonts-crosextra-caladea fonts-crosextra-carlito fonts-linuxlibertine \
     fonts-ebgaramond fonts-sil-gentium fonts-sil-charis fonts-century-catalogue fonts-gfs-didot fonts-open-sans \
-    fonts-inconsolata fonts-noto-cjk
+    fonts-inconsolata fonts-adf-baskervald fonts-adf-accanthis fonts-quattrocento \
+    fonts-lato fonts-cantarell fonts-hack fonts-courier-prime fonts-noto-cjk
 
 # Evaluation against real PDFs (tools/eval/pdf_vs_tesseract.sh) and on synthetic lines
 # (tools/eval/lines_vs_tesseract.sh): page rendering and the PDF text layer (poppler-utils),
