@@ -32,6 +32,11 @@ use adamw::AdamW;
 use init::{initialise, load_present};
 use step::{blank_image_loss, train_step, CtcHead};
 
+/// Most shards per step unless `--jobs` asks for more: past a few, shards only add gradient copies
+/// (matrix products already spread over the cores). Measured on 2 cores: 2.29 s per step with one
+/// shard, 1.75 with 2, 1.65 with 3, 1.64 with 4.
+const DEFAULT_MAX_JOBS: usize = 8;
+
 /// Line crops are scaled to this height before preprocessing, in training and in `ocr --page`.
 pub const LINE_HEIGHT: u32 = 48;
 
@@ -84,8 +89,9 @@ pub struct TrainArgs {
     /// characters join the vocabulary: a new run's tokenizer, or `--init-from`'s grown.
     #[arg(long, default_value_t = 0.0)]
     pub chinese: f32,
-    /// Threads that share each batch's forward and backward, a shard each (default: all cores).
-    /// The split changes only the floating-point summation order of the gradient.
+    /// Threads that share each batch's forward and backward, a shard each (default: the cores, at
+    /// most 8). The split changes only the floating-point summation order of the gradient. Each
+    /// shard holds a full gradient copy (30 MB for the small model).
     #[arg(long)]
     pub jobs: Option<usize>,
 }
@@ -265,7 +271,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         opt = AdamW::new(&map, args.weight_decay)?;
     }
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(DEFAULT_MAX_JOBS))
+        .max(1);
     let params: usize = map.all_vars().iter().map(|v| v.as_tensor().elem_count()).sum();
     eprintln!("model: {params} parameters; starting at step {} of {}", opt.step, args.steps);
 
