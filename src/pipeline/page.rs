@@ -1,10 +1,10 @@
 //! Reading a single-column page through the engine, line by line:
-//! [`find_lines`](super::lines::find_lines) → crop each line (with the finder's padding) → split lines wider than the
-//! model was trained on ([`split_wide_line`]), and window each cut through a gap
-//! ([`seam_windows`]) → [`normalize_line`] (exactly as training does) → one engine request per
-//! piece and per seam, all pages' crops in flight together → line texts (spaces at cuts settled by
-//! the seams, [`settle_spaces`]; then [`join_pieces`]) → page text, lines top to bottom joined by
-//! newlines.
+//! [`find_lines`](super::lines::find_lines) → crop each line (with the finder's padding) → split
+//! lines wider than the model was trained on ([`LineProfile::split`]), and window each cut through
+//! a gap ([`LineProfile::seams`]) → [`normalize_line`] (exactly as training does) → one engine
+//! request per piece and per seam, all pages' crops in flight together → line texts (spaces at
+//! cuts settled by the seams, [`settle_spaces`]; then [`join_pieces`]) → page text, lines top to
+//! bottom joined by newlines.
 //!
 //! Multi-column pages need a layout detector first; this is the stand-in until then.
 
@@ -15,7 +15,7 @@ use image::{DynamicImage, Pixel, RgbImage};
 use serde::Serialize;
 
 use super::lines::{scan_page, LineBox, LineFinderOptions};
-use super::pieces::{seam_windows, split_wide_line, Piece, MAX_LINE_WIDTH};
+use super::pieces::{LineProfile, Piece, MAX_LINE_WIDTH};
 use super::text::{join_pieces, settle_spaces};
 use crate::engine::sampling::SamplingParams;
 use crate::engine::{Engine, Request, RequestStream};
@@ -30,7 +30,8 @@ pub struct PageOptions {
     pub max_line_width: u32,
     /// Most new tokens per piece.
     pub max_tokens: usize,
-    /// Read a window across each cut through a gap to settle its space (see [`seam_windows`]).
+    /// Read a window across each cut through a gap to settle its space
+    /// (see [`LineProfile::seams`]).
     pub seams: bool,
     /// Most pieces submitted to the engine and not yet collected (bounds the memory of prepared
     /// images on long documents; far above what the engine runs at once).
@@ -108,8 +109,9 @@ pub fn cut_page(page: &DynamicImage, opts: &PageOptions) -> Vec<LineCrops> {
         .into_iter()
         .map(|b| {
             let g = image::imageops::crop_imm(&gray, b.x0, b.y0, b.width(), b.height()).to_image();
-            let in_crop = split_wide_line(&g, opts.max_line_width);
-            let seams = if opts.seams { seam_windows(&g, &in_crop) } else { Vec::new() };
+            let profile = LineProfile::of(&g);
+            let in_crop = profile.split(opts.max_line_width);
+            let seams = if opts.seams { profile.seams(&in_crop) } else { Vec::new() };
             let span = |x0: u32, x1: u32| {
                 normalize_line(&image::imageops::crop_imm(&rgb, b.x0 + x0, b.y0, x1 - x0, b.height()).to_image())
             };

@@ -9,7 +9,7 @@ use super::rules::runs;
 use crate::train::LINE_HEIGHT;
 
 /// Widest line crop, in pixels at [`LINE_HEIGHT`], sent to the model in one piece; wider lines
-/// are split at word gaps ([`split_wide_line`]). The model was trained on lines of up to 60
+/// are split at word gaps ([`LineProfile::split`]). The model was trained on lines of up to 60
 /// characters (about 1500 px), but its small decoder loses its place towards the end of long
 /// pieces on real pages. Page CER on three tuning pages of Debian PDFs at 150 dpi (not the
 /// evaluation pages) with folio-ocr-small at step 8,000: 7.04% at 1500 px, 4.21% at 1000, 3.11% at
@@ -31,43 +31,100 @@ pub struct Piece {
     pub space_before: bool,
 }
 
-/// Splits a line crop into pieces no wider than `max_width` pixels once scaled to [`LINE_HEIGHT`]
-/// (but see [`UNCUT_SLACK`]).
-///
-/// Cuts go through the widest whitespace gap near the middle of the crop (vertical projection of
-/// the binarised crop; a gap's centre must lie in the middle half), recursively until every piece
-/// fits. A line with no gap in its middle half is cut at the gap nearest the middle, and one with
-/// no gap at all at its least-inked column near the middle; but a stretch whose best cut is not a
-/// word space stays whole up to [`UNCUT_SLACK`] times the limit. The outer 10% of rows are left out
-/// of the projection: the line finder's padding may hold a neighbour line's descenders. Pieces
-/// come back left to right, without overlap. A crop that fits comes back whole; when it is cut,
-/// each piece's blank margins are trimmed to a line's usual padding (so pieces need not touch)
-/// and blank pieces are dropped.
-pub fn split_wide_line(crop: &GrayImage, max_width: u32) -> Vec<Piece> {
-    let (w, h) = crop.dimensions();
-    if w == 0 || h == 0 {
-        return Vec::new();
+/// A line crop's vertical projection, computed once and read by both the splitting and the seams:
+/// ink per column (`column_ink`), the blank gaps strictly inside the crop, and the least gap
+/// width that is a word space on this line (`word_space_px`).
+pub struct LineProfile {
+    cols: Vec<u32>,
+    gaps: Vec<(u32, u32)>,
+    space_px: f32,
+    height: u32,
+}
+
+impl LineProfile {
+    pub fn of(crop: &GrayImage) -> Self {
+        let (w, h) = crop.dimensions();
+        let cols = if w == 0 || h == 0 { Vec::new() } else { column_ink(crop) };
+        let gaps = inner_gaps(&cols);
+        LineProfile { space_px: word_space_px(&gaps, h), cols, gaps, height: h }
     }
-    let max_px = ((max_width.max(1) as u64 * h as u64) / LINE_HEIGHT as u64).max(1) as u32;
-    if w <= max_px {
-        return vec![Piece { x0: 0, x1: w, space_before: false }];
+
+    /// Splits the line crop into pieces no wider than `max_width` pixels once scaled to
+    /// [`LINE_HEIGHT`] (but see `UNCUT_SLACK`).
+    ///
+    /// Cuts go through the widest whitespace gap near the middle of the crop (vertical projection
+    /// of the binarised crop; a gap's centre must lie in the middle half), recursively until every
+    /// piece fits. A line with no gap in its middle half is cut at the gap nearest the middle, and
+    /// one with no gap at all at its least-inked column near the middle; but a stretch whose best
+    /// cut is not a word space stays whole up to `UNCUT_SLACK` times the limit. The outer 10% of
+    /// rows are left out of the projection: the line finder's padding may hold a neighbour line's
+    /// descenders. Pieces come back left to right, without overlap. A crop that fits comes back
+    /// whole; when it is cut, each piece's blank margins are trimmed to a line's usual padding (so
+    /// pieces need not touch) and blank pieces are dropped.
+    pub fn split(&self, max_width: u32) -> Vec<Piece> {
+        let (w, h) = (self.cols.len() as u32, self.height);
+        if w == 0 || h == 0 {
+            return Vec::new();
+        }
+        let max_px = ((max_width.max(1) as u64 * h as u64) / LINE_HEIGHT as u64).max(1) as u32;
+        if w <= max_px {
+            return vec![Piece { x0: 0, x1: w, space_before: false }];
+        }
+        // A cut through a wide gap (a running header's page number, a table) leaves a piece with
+        // a long blank margin the model never saw in training: every piece is trimmed to its ink
+        // plus a line's usual padding before it is measured, and a piece with no ink is dropped
+        // (the model reads blank paper as dashes).
+        let splitter = Splitter { profile: self, max_px, pad: ((h as f32 * 0.12).round() as u32).max(2) };
+        let mut out = Vec::new();
+        splitter.split(0, w, false, &mut out);
+        out
     }
-    let cols = column_ink(crop);
-    let gaps = inner_gaps(&cols);
-    // A cut through a wide gap (a running header's page number, a table) leaves a piece with a
-    // long blank margin the model never saw in training: every piece is trimmed to its ink plus a
-    // line's usual padding before it is measured, and a piece with no ink is dropped (the model
-    // reads blank paper as dashes).
-    let splitter = Splitter {
-        cols: &cols,
-        gaps: &gaps,
-        max_px,
-        space_px: word_space_px(&gaps, h),
-        pad: ((h as f32 * 0.12).round() as u32).max(2),
-    };
-    let mut out = Vec::new();
-    splitter.split(0, w, false, &mut out);
-    out
+
+    /// The windows across the cuts between `pieces` of this crop whose space is in doubt: `(k, x0,
+    /// x1)` for the cut before piece `k`, in crop columns. In doubt is a cut through a blank gap
+    /// narrower than `SEAM_SURE` word spaces (a cut forced through a word has no space to settle;
+    /// a wider gap is a space beyond doubt). A window reaches `SEAM_REACH` crop heights into both
+    /// pieces, no further than their outer ends, and each edge moves to the nearest blank column
+    /// within a third of a height, so it does not halve a glyph where it can help it.
+    ///
+    /// Why: whether a cut was a word space is decided from the gap's width alone, and where a line
+    /// changes face the widths lie (a typewriter `.` after a Times word leaves a gap as wide as a
+    /// space: "filename .bz2"). Reading across the cut sees the glyphs on both sides.
+    pub fn seams(&self, pieces: &[Piece]) -> Vec<(usize, u32, u32)> {
+        let (cols, gaps, h) = (&self.cols, &self.gaps, self.height);
+        if pieces.len() < 2 || cols.is_empty() || h == 0 {
+            return Vec::new();
+        }
+        let sure = self.space_px * SEAM_SURE;
+        let blank = |x: u32| cols.get(x as usize).is_some_and(|&c| c == 0);
+        let reach = (h as f32 * SEAM_REACH).round() as u32;
+        let slack = (h / 3).max(1);
+        // The blank column nearest `x` within `slack`, else `x`; kept within lo..=hi.
+        let snap = |x: u32, lo: u32, hi: u32| -> u32 {
+            (0..=slack)
+                .flat_map(|d| [x.checked_sub(d), x.checked_add(d)])
+                .flatten()
+                .find(|&c| (lo..=hi).contains(&c) && blank(c))
+                .unwrap_or(x)
+                .clamp(lo, hi)
+        };
+        let mut out = Vec::new();
+        for (k, pair) in pieces.windows(2).enumerate() {
+            let (prev, next) = (pair[0], pair[1]);
+            let (a, b) = (prev.x1.min(next.x0), prev.x1.max(next.x0));
+            // The gap the cut went through: trimming leaves its middle between the two pieces.
+            let Some(&(s, e)) = gaps.iter().find(|&&(s, e)| s <= b && e > a) else { continue };
+            if (e - s) as f32 >= sure {
+                continue;
+            }
+            let x0 = snap(a.saturating_sub(reach).max(prev.x0), prev.x0, a);
+            let x1 = snap((b + reach).min(next.x1), b, next.x1);
+            if x1 > x0 {
+                out.push((k + 1, x0, x1));
+            }
+        }
+        out
+    }
 }
 
 /// Blank column runs strictly inside a crop (its outer margins are not gaps between words).
@@ -134,21 +191,17 @@ fn column_ink(crop: &GrayImage) -> Vec<u32> {
     cols
 }
 
-/// The recursive cutting of [`split_wide_line`] over one crop's column profile.
+/// The recursive cutting of [`LineProfile::split`] over one crop's column profile.
 struct Splitter<'a> {
-    cols: &'a [u32],
-    /// Blank column runs strictly inside the crop.
-    gaps: &'a [(u32, u32)],
+    profile: &'a LineProfile,
     max_px: u32,
-    /// Least gap width that is a word space.
-    space_px: f32,
     /// Blank margin kept on each side of a piece's ink.
     pad: u32,
 }
 
 impl Splitter<'_> {
     fn split(&self, x0: u32, x1: u32, space_before: bool, out: &mut Vec<Piece>) {
-        let ink = &self.cols[x0 as usize..x1 as usize];
+        let ink = &self.profile.cols[x0 as usize..x1 as usize];
         let (Some(first), Some(last)) = (ink.iter().position(|&c| c > 0), ink.iter().rposition(|&c| c > 0)) else {
             return;
         };
@@ -159,7 +212,7 @@ impl Splitter<'_> {
             return;
         }
         let mid = x0 as f32 + len as f32 / 2.0;
-        let inside: Vec<(u32, u32)> = self.gaps.iter().copied().filter(|&(s, e)| s > x0 && e < x1).collect();
+        let inside: Vec<(u32, u32)> = self.profile.gaps.iter().copied().filter(|&(s, e)| s > x0 && e < x1).collect();
         let centre = |&(s, e): &(u32, u32)| (s + e) as f32 / 2.0;
         let (lo, hi) = (x0 as f32 + len as f32 / 4.0, x1 as f32 - len as f32 / 4.0);
         let middle = inside.iter().filter(|g| (lo..=hi).contains(&centre(g))).max_by(|a, b| {
@@ -167,14 +220,14 @@ impl Splitter<'_> {
         });
         let nearest = || inside.iter().min_by(|a, b| (centre(a) - mid).abs().total_cmp(&(centre(b) - mid).abs()));
         let (cut, space) = match middle.or_else(nearest) {
-            Some(&(s, e)) => ((s + e) / 2, (e - s) as f32 >= self.space_px),
+            Some(&(s, e)) => ((s + e) / 2, (e - s) as f32 >= self.profile.space_px),
             None => {
                 // No blank column at all: the least-inked column in the middle half, nearest the
                 // middle.
                 let (a, b) = ((lo as u32).max(x0 + 1), (hi as u32).min(x1 - 1).max(x0 + 1));
                 let best = (a..=b).min_by(|&p, &q| {
-                    self.cols[p as usize]
-                        .cmp(&self.cols[q as usize])
+                    self.profile.cols[p as usize]
+                        .cmp(&self.profile.cols[q as usize])
                         .then_with(|| (p as f32 - mid).abs().total_cmp(&(q as f32 - mid).abs()))
                 });
                 (best.unwrap_or(x0 + len / 2), false)
@@ -198,58 +251,14 @@ const SEAM_REACH: f32 = 1.5;
 /// Gaps at least this many word spaces wide (see [`word_space_px`]) are spaces beyond doubt.
 const SEAM_SURE: f32 = 2.0;
 
-/// The windows across the cuts between `pieces` of `crop` whose space is in doubt: `(k, x0, x1)`
-/// for the cut before piece `k`, in crop columns. In doubt is a cut through a blank gap narrower
-/// than [`SEAM_SURE`] word spaces (a cut forced through a word has no space to settle; a wider gap
-/// is a space beyond doubt). A window reaches [`SEAM_REACH`] crop heights into both pieces, no
-/// further than their outer ends, and each edge moves to the nearest blank column within a third
-/// of a height, so it does not halve a glyph where it can help it.
-///
-/// Why: whether a cut was a word space is decided from the gap's width alone, and where a line
-/// changes face the widths lie (a typewriter `.` after a Times word leaves a gap as wide as a
-/// space: "filename .bz2"). Reading across the cut sees the glyphs on both sides.
-pub fn seam_windows(crop: &GrayImage, pieces: &[Piece]) -> Vec<(usize, u32, u32)> {
-    let (w, h) = crop.dimensions();
-    if pieces.len() < 2 || w == 0 || h == 0 {
-        return Vec::new();
-    }
-    let cols = column_ink(crop);
-    let gaps = inner_gaps(&cols);
-    let sure = word_space_px(&gaps, h) * SEAM_SURE;
-    let blank = |x: u32| cols.get(x as usize).is_some_and(|&c| c == 0);
-    let reach = (h as f32 * SEAM_REACH).round() as u32;
-    let slack = (h / 3).max(1);
-    // The blank column nearest `x` within `slack`, else `x`; kept within lo..=hi.
-    let snap = |x: u32, lo: u32, hi: u32| -> u32 {
-        (0..=slack)
-            .flat_map(|d| [x.checked_sub(d), x.checked_add(d)])
-            .flatten()
-            .find(|&c| (lo..=hi).contains(&c) && blank(c))
-            .unwrap_or(x)
-            .clamp(lo, hi)
-    };
-    let mut out = Vec::new();
-    for (k, pair) in pieces.windows(2).enumerate() {
-        let (prev, next) = (pair[0], pair[1]);
-        let (a, b) = (prev.x1.min(next.x0), prev.x1.max(next.x0));
-        // The gap the cut went through: trimming leaves its middle between the two pieces.
-        let Some(&(s, e)) = gaps.iter().find(|&&(s, e)| s <= b && e > a) else { continue };
-        if (e - s) as f32 >= sure {
-            continue;
-        }
-        let x0 = snap(a.saturating_sub(reach).max(prev.x0), prev.x0, a);
-        let x1 = snap((b + reach).min(next.x1), b, next.x1);
-        if x1 > x0 {
-            out.push((k + 1, x0, x1));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use image::Luma;
+
+    fn split_wide_line(crop: &GrayImage, max_width: u32) -> Vec<Piece> {
+        LineProfile::of(crop).split(max_width)
+    }
 
     /// A line crop: white, with black "words" at the given column ranges over the central rows.
     fn line(w: u32, h: u32, words: &[(u32, u32)]) -> GrayImage {
@@ -389,7 +398,7 @@ mod tests {
         let g = line(2000, 30, &[(10, 420), (425, 830), (860, 1990)]);
         let pieces = split_wide_line(&g, 700);
         assert!(pieces.len() >= 4, "{pieces:?}");
-        let seams = seam_windows(&g, &pieces);
+        let seams = LineProfile::of(&g).seams(&pieces);
         assert_eq!(seams.len(), 1, "{seams:?} {pieces:?}");
         let (k, x0, x1) = seams[0];
         let (prev, next) = (pieces[k - 1], pieces[k]);

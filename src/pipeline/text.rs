@@ -23,8 +23,8 @@ pub fn join_pieces(pieces: &[Piece], texts: &[String]) -> String {
 }
 
 /// Settles the space at each cut a seam was read across (`seams[k]`: the reading of the window
-/// across the cut before piece `k`; see [`seam_windows`](super::pieces::seam_windows)) where
-/// [`seam_space`] can tell; elsewhere the gap's width stands.
+/// across the cut before piece `k`; see [`LineProfile::seams`](super::pieces::LineProfile::seams))
+/// where [`seam_space`] can tell; elsewhere the gap's width stands.
 pub fn settle_spaces(pieces: &mut [Piece], texts: &[String], seams: &[Option<String>]) {
     for k in 1..pieces.len().min(texts.len()).min(seams.len()) {
         if let Some(space) = seams[k].as_deref().and_then(|seam| seam_space(&texts[k - 1], &texts[k], seam)) {
@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(seam_space("• filename", ".bz2 becomes", "ilename.bz2 be"), Some(false));
         // Two faces meeting at a narrow gap that was a space.
         assert_eq!(seam_space("• anyothername becomes", "anyothername.out", "ecomes anyoth"), Some(true));
-        // Two-character fallback when the seam misread a letter further out.
+        // A seam that misread a letter at the cut settles nothing; the gap's width stands.
         assert_eq!(seam_space("conventional LZ77", "/LZ78-based", "Z7l/LZ"), None);
         assert_eq!(seam_space("the filename", ".tar", "xmame.tar"), Some(false));
         // Nothing to compare, or a reading that matches both ways or neither.

@@ -341,9 +341,9 @@ impl Generator {
         // Mixed-face spans draw from a stream of their own, so every other draw of a sample is
         // what it was before they existed.
         let mut inline_rng = Rng::for_sample(self.cfg.seed ^ INLINE_STREAM, split.tag(), index);
-        let inline_p = (INLINE_SHARE * self.cfg.augment.max(0.0) as f64).min(1.0);
+        let inline_p = self.augmented(INLINE_SHARE);
         let mut stroke_rng = Rng::for_sample(self.cfg.seed ^ STROKE_STREAM, split.tag(), index);
-        let stroke_p = (STROKE_SHARE * self.cfg.augment.max(0.0) as f64).min(1.0);
+        let stroke_p = self.augmented(STROKE_SHARE);
         let mut last = None;
         for _ in 0..8 {
             let (text, kind) = match script {
@@ -414,11 +414,16 @@ impl Generator {
             .unwrap_or(pool[0])
     }
 
+    /// The probability of an augmentation whose probability at `augment` 1 is `p`.
+    fn augmented(&self, p: f64) -> f64 {
+        (p * self.cfg.augment.max(0.0) as f64).min(1.0)
+    }
+
     /// A style for a line of `script` and `kind` in one of `faces`; `lines` give the neighbour
     /// fragments some crops catch.
     fn sample_style(&self, rng: &mut Rng, faces: &[usize], lines: &[String], script: Script, kind: Kind) -> LineStyle {
         let a = self.cfg.augment.max(0.0) as f64;
-        let p = |x: f64| (x * a).min(1.0);
+        let p = |x: f64| self.augmented(x);
         let face = self.pick_face(rng, faces, kind);
         let px = rng.log_uniform(self.cfg.min_px as f64, self.cfg.max_px as f64 + 1e-3) as f32;
         let mut s = LineStyle::clean(face, px);
