@@ -146,7 +146,26 @@ fn bad_requests_are_refused_and_the_engine_lives_on() {
     assert!(engine.submit(bad).is_err());
     let tiny = Request { images: vec![DynamicImage::new_rgb8(1, 400)], ..request(0, 4) };
     assert!(format!("{:#}", engine.submit(tiny).err().unwrap()).contains("aspect ratio"));
+    let outside = SamplingParams { suppress_tokens: vec![1, u32::MAX], ..SamplingParams::greedy(4) };
+    let outside = engine.submit(Request { sampling: outside, ..request(0, 4) });
+    assert!(format!("{:#}", outside.err().unwrap()).contains("outside the vocabulary"));
     assert_eq!(run_all(&engine, 1, 3)[0].0.len(), 3);
+}
+
+/// Suppressing the tokens a request would generate makes it generate others, none of them those.
+#[test]
+fn suppressed_tokens_are_never_generated() {
+    let ck = checkpoint();
+    let engine = Engine::start(ck.clone(), config(16 << 20)).unwrap();
+    for i in 0..4 {
+        let usual = reference_tokens(&ck, i, 12);
+        let mut sampling = SamplingParams::greedy(12);
+        sampling.suppress_tokens = usual.clone();
+        let s = engine.submit(Request { sampling, ..request(i, 12) }).unwrap();
+        let (_, tokens, ..) = s.blocking_collect().unwrap();
+        assert!(!tokens.is_empty());
+        assert!(tokens.iter().all(|t| !usual.contains(t)), "request {i}: {usual:?} suppressed, got {tokens:?}");
+    }
 }
 
 #[test]

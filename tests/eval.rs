@@ -2,6 +2,8 @@
 //! (`ocr --page`) with the tiny random fixture model — structure only (lines found, their order,
 //! the split of a too-wide line), never the text, which random weights make up.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device};
 use image::{DynamicImage, Rgb, RgbImage};
 
+use common::paste_dark;
 use folio::engine::{Engine, EngineConfig};
 use folio::models::paddleocr_vl::Checkpoint;
 use folio::pipeline::metrics::{levenshtein, normalize_whitespace, CerTally};
@@ -63,15 +66,6 @@ fn eval_cer_normalises_whitespace_of_pages() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// Pastes dark pixels of `img` onto the page (min per channel).
-fn paste(page: &mut RgbImage, img: &RgbImage, x: u32, y: u32) {
-    for (ix, iy, p) in img.enumerate_pixels() {
-        if let Some(q) = page.get_pixel_mut_checked(x + ix, y + iy) {
-            *q = Rgb([q.0[0].min(p.0[0]), q.0[1].min(p.0[1]), q.0[2].min(p.0[2])]);
-        }
-    }
-}
-
 /// The widest piece (px at [`LINE_HEIGHT`]) in these tests, wider than the default so that only
 /// the page's one long line needs a split.
 const MAX_LINE_WIDTH: u32 = 1500;
@@ -97,7 +91,7 @@ fn rendered_page() -> (RgbImage, Vec<(f32, bool)>) {
         st.pad = [0.0; 4];
         st.line_box = false;
         let img = gen.draw(text, &st).expect("draw").image;
-        paste(&mut page, &img, 40, y);
+        paste_dark(&mut page, &img, 40, y);
         let wide = img.width() as u64 * LINE_HEIGHT as u64 > MAX_LINE_WIDTH as u64 * img.height() as u64;
         expected.push((y as f32 + img.height() as f32 / 2.0, wide));
         y += img.height() + 22;

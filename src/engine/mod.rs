@@ -187,6 +187,10 @@ impl Engine {
     pub fn submit(&self, req: Request) -> Result<RequestStream> {
         req.sampling.validate()?;
         let ck = &self.ck;
+        let vocab = ck.model.cfg.text.vocab_size;
+        if let Some(bad) = req.sampling.suppress_tokens.iter().find(|&&t| t as usize >= vocab) {
+            bail!("suppress_tokens: token {bad} is outside the vocabulary ({vocab} tokens)");
+        }
         let images = req.images.iter().map(|img| ck.images.prepare(img)).collect::<Result<Vec<_>>>()?;
         let grids: Vec<_> = images.iter().map(|i| i.grid).collect();
         let counts: Vec<usize> = grids.iter().map(|&g| ck.model.image_tokens(g)).collect();

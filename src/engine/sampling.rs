@@ -28,6 +28,9 @@ pub struct SamplingParams {
     pub stop_token_ids: Vec<u32>,
     /// Stop a generation caught in a loop and drop the repeated tail.
     pub repetition_guard: bool,
+    /// Tokens never to generate (as `suppress_tokens` in transformers' `generate`), e.g. a
+    /// script the page is known not to contain.
+    pub suppress_tokens: Vec<u32>,
 }
 
 impl Default for SamplingParams {
@@ -42,6 +45,7 @@ impl Default for SamplingParams {
             stop: Vec::new(),
             stop_token_ids: Vec::new(),
             repetition_guard: true,
+            suppress_tokens: Vec::new(),
         }
     }
 }
@@ -93,6 +97,11 @@ impl Sampler {
     /// Picks the next token from `logits` given the sequence so far (`history`, for the penalty).
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
         let p = &self.params;
+        for &t in &p.suppress_tokens {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
         if p.repetition_penalty != 1.0 {
             for &t in history {
                 if let Some(l) = logits.get_mut(t as usize) {
@@ -188,6 +197,15 @@ mod tests {
     fn greedy_is_argmax_with_first_tie() {
         let mut s = Sampler::new(SamplingParams::greedy(5), 0);
         assert_eq!(s.sample(&mut [0.1, 3.0, 3.0, -1.0], &[]), 1);
+    }
+
+    #[test]
+    fn suppressed_tokens_are_never_chosen() {
+        let params = SamplingParams { suppress_tokens: vec![1, 3], ..SamplingParams::greedy(5) };
+        assert_eq!(Sampler::new(params.clone(), 0).sample(&mut [0.1, 3.0, 2.0, 9.0], &[]), 2);
+        let sampled = SamplingParams { temperature: 1.0, seed: Some(3), ..params };
+        let mut s = Sampler::new(sampled, 0);
+        assert!((0..200).all(|_| !matches!(s.sample(&mut [0.1, 3.0, 2.0, 9.0], &[]), 1 | 3)));
     }
 
     #[test]

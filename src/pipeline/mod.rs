@@ -2,7 +2,8 @@
 //!
 //! Today: a projection-profile line finder for single-column pages ([`lines`]), reading such a
 //! page line by line through the engine ([`page`]) in pieces cut at word gaps ([`pieces`]),
-//! putting each line's text together from its pieces ([`text`]), and the accuracy arithmetic used
+//! putting each line's text together from its pieces ([`text`]), with lone CJK misreadings on
+//! Latin pages read again ([`script`]), and the accuracy arithmetic used
 //! to measure it ([`metrics`]).
 
 pub mod lines;
@@ -10,4 +11,5 @@ pub mod metrics;
 pub mod page;
 pub mod pieces;
 pub mod rules;
+pub mod script;
 pub mod text;

@@ -4,7 +4,8 @@
 //! a gap ([`LineProfile::seams`]) → [`normalize_line`] (exactly as training does) → one engine
 //! request per piece and per seam, all pages' crops in flight together → line texts (spaces at
 //! cuts settled by the seams, [`settle_spaces`]; then [`join_pieces`]) → page text, lines top to
-//! bottom joined by newlines.
+//! bottom joined by newlines. Lone CJK characters on a Latin page are read again without CJK
+//! ([`super::script`]).
 //!
 //! Multi-column pages need a layout detector first; this is the stand-in until then.
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use super::lines::{scan_page, LineBox, LineFinderOptions};
 use super::pieces::{LineProfile, Piece, MAX_LINE_WIDTH};
+use super::script::{is_cjk, stray_pieces};
 use super::text::{join_pieces, settle_spaces};
 use crate::engine::sampling::SamplingParams;
 use crate::engine::{Engine, Request, RequestStream};
@@ -162,12 +164,13 @@ struct LineReadings {
 /// Reads pages: every piece and seam of every page goes to the engine (at most `max_in_flight`
 /// waiting at once) so they decode together; results come back per page, in input order. A piece
 /// that fails (say, a crop the image processor rejects) is recorded in its page's `errors` and the
-/// rest of the page is still read; a seam that fails leaves its cut to the gap's width.
+/// rest of the page is still read; a seam that fails leaves its cut to the gap's width. Pieces read
+/// as lone CJK characters on a Latin page are read again with the CJK tokens suppressed
+/// ([`stray_pieces`]).
 pub fn read_pages(engine: &Engine, pages: &[DynamicImage], opts: &PageOptions) -> Vec<PageText> {
     let mut results: Vec<PageText> = Vec::with_capacity(pages.len());
     let mut readings: Vec<Vec<LineReadings>> = Vec::with_capacity(pages.len());
-    // (page, line, part) of every crop, in reading order, and the crops themselves.
-    let mut jobs: VecDeque<(usize, usize, Part, DynamicImage)> = VecDeque::new();
+    let mut jobs: VecDeque<Job> = VecDeque::new();
     for (pi, page) in pages.iter().enumerate() {
         let cut = cut_page(page, opts);
         let mut lines = Vec::with_capacity(cut.len());
@@ -183,23 +186,16 @@ pub fn read_pages(engine: &Engine, pages: &[DynamicImage], opts: &PageOptions) -
         results.push(PageText { width: page.width(), height: page.height(), lines, errors: Vec::new() });
     }
     let sampling = SamplingParams::greedy(opts.max_tokens);
-    let mut in_flight: VecDeque<(usize, usize, Part, Result<RequestStream>)> = VecDeque::new();
-    loop {
-        while in_flight.len() < opts.max_in_flight.max(1) {
-            let Some((pi, li, part, img)) = jobs.pop_front() else { break };
-            let req =
-                Request { images: vec![img], instruction: Task::Ocr.prompt().to_string(), sampling: sampling.clone() };
-            in_flight.push_back((pi, li, part, engine.submit(req)));
-        }
-        let Some((pi, li, part, stream)) = in_flight.pop_front() else { break };
+    for ((pi, li, part), reading) in read_crops(engine, jobs, &sampling, opts.max_in_flight) {
         let line = &mut readings[pi][li];
-        match (part, stream.and_then(|s| s.blocking_collect())) {
-            (Part::Piece(k), Ok((text, ..))) => line.pieces[k] = text,
-            (Part::Seam(k), Ok((text, ..))) => line.seams[k] = Some(text),
+        match (part, reading) {
+            (Part::Piece(k), Ok(text)) => line.pieces[k] = text,
+            (Part::Seam(k), Ok(text)) => line.seams[k] = Some(text),
             (Part::Piece(k), Err(e)) => results[pi].errors.push(format!("line {} piece {}: {e:#}", li + 1, k + 1)),
             (Part::Seam(k), Err(e)) => tracing::debug!("line {} seam before piece {}: {e:#}", li + 1, k + 1),
         }
     }
+    reread_stray_cjk(engine, pages, opts, &mut readings);
     for (page, page_readings) in results.iter_mut().zip(readings) {
         for (line, r) in page.lines.iter_mut().zip(page_readings) {
             settle_spaces(&mut line.pieces, &r.pieces, &r.seams);
@@ -207,6 +203,72 @@ pub fn read_pages(engine: &Engine, pages: &[DynamicImage], opts: &PageOptions) -
         }
     }
     results
+}
+
+/// A crop to read: (page, line, part) and the normalised image.
+type Job = (usize, usize, Part, DynamicImage);
+
+/// Reads every crop of `jobs` with `sampling`, keeping at most `max_in_flight` submitted and not
+/// yet collected; the readings come back in `jobs`' order.
+fn read_crops(
+    engine: &Engine,
+    mut jobs: VecDeque<Job>,
+    sampling: &SamplingParams,
+    max_in_flight: usize,
+) -> Vec<((usize, usize, Part), Result<String>)> {
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut in_flight: VecDeque<((usize, usize, Part), Result<RequestStream>)> = VecDeque::new();
+    loop {
+        while in_flight.len() < max_in_flight.max(1) {
+            let Some((pi, li, part, img)) = jobs.pop_front() else { break };
+            let req =
+                Request { images: vec![img], instruction: Task::Ocr.prompt().to_string(), sampling: sampling.clone() };
+            in_flight.push_back(((pi, li, part), engine.submit(req)));
+        }
+        let Some((key, stream)) = in_flight.pop_front() else { break };
+        out.push((key, stream.and_then(|s| s.blocking_collect()).map(|(text, ..)| text)));
+    }
+    out
+}
+
+/// Reads again, with every CJK token of the model suppressed, the pieces [`stray_pieces`] picks on
+/// each page; a reading that fails keeps the first one. Pages with stray pieces are cut again
+/// (cheap next to reading) rather than holding every crop until all are read.
+fn reread_stray_cjk(engine: &Engine, pages: &[DynamicImage], opts: &PageOptions, readings: &mut [Vec<LineReadings>]) {
+    let mut jobs: VecDeque<Job> = VecDeque::new();
+    for (pi, page_readings) in readings.iter().enumerate() {
+        let keys: Vec<(usize, usize)> =
+            page_readings.iter().enumerate().flat_map(|(li, r)| (0..r.pieces.len()).map(move |k| (li, k))).collect();
+        let texts: Vec<&str> = keys.iter().map(|&(li, k)| page_readings[li].pieces[k].as_str()).collect();
+        let stray = stray_pieces(&texts);
+        if stray.is_empty() {
+            continue;
+        }
+        let mut lines = cut_page(&pages[pi], opts);
+        for (li, k) in stray.into_iter().map(|i| keys[i]) {
+            if let Some(img) = lines.get_mut(li).and_then(|l| l.images.get_mut(k)) {
+                jobs.push_back((pi, li, Part::Piece(k), std::mem::take(img)));
+            }
+        }
+    }
+    if jobs.is_empty() {
+        return;
+    }
+    let cjk = engine.checkpoint().prompts.token_ids_where(|piece| piece.chars().any(is_cjk));
+    if cjk.is_empty() {
+        return;
+    }
+    let sampling = SamplingParams { suppress_tokens: cjk, ..SamplingParams::greedy(opts.max_tokens) };
+    for ((pi, li, part), reading) in read_crops(engine, jobs, &sampling, opts.max_in_flight) {
+        match (part, reading) {
+            (Part::Piece(k), Ok(text)) => {
+                tracing::debug!(page = pi + 1, line = li + 1, piece = k + 1, first = %readings[pi][li].pieces[k], again = %text, "stray CJK read again");
+                readings[pi][li].pieces[k] = text;
+            }
+            (_, Err(e)) => tracing::debug!("line {} read again: {e:#}", li + 1),
+            (Part::Seam(_), Ok(_)) => {}
+        }
+    }
 }
 
 #[cfg(test)]

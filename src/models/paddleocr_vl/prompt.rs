@@ -162,6 +162,14 @@ impl PromptBuilder {
         self.byte_tokens.get(id as usize).copied().unwrap_or(false)
     }
 
+    /// Ids of the tokens whose text satisfies `select`, in id order (special tokens included).
+    pub fn token_ids_where(&self, select: impl Fn(&str) -> bool) -> Vec<u32> {
+        let mut ids: Vec<u32> =
+            self.tokenizer.get_vocab(true).into_iter().filter(|(piece, _)| select(piece)).map(|(_, id)| id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Token ids of plain text (no template, no special tokens): what the model should answer.
     pub fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
         Ok(self.tokenizer.encode(text, false).map_err(|e| anyhow!("tokenizing: {e}"))?.get_ids().to_vec())
