@@ -7,6 +7,7 @@
 //! one loader, mmapped weights, nothing special-cased.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 
@@ -38,8 +39,8 @@ const FILES: [(&str, &[u8]); 0] = [];
 /// The directory holding the embedded model's files, written there on first use.
 ///
 /// The directory name carries a checksum of the files, so a binary with a newer model never reads
-/// an older one's files. It is written to a temporary sibling and renamed into place, so processes
-/// starting at once, or one killed mid-write, never see half a model.
+/// an older one's files. Each caller writes a temporary sibling of its own and renames it into
+/// place, so threads or processes starting at once, or one killed mid-write, never see half a model.
 pub fn model_dir() -> Result<PathBuf> {
     if FILES.is_empty() {
         bail!("this folio was built without its own model (models/folio-ocr-small/ was empty at build time): pass --model DIR or a Hugging Face repository id, or set FOLIO_MODEL");
@@ -69,7 +70,10 @@ fn model_dir_in(root: &Path) -> Result<PathBuf> {
     if is_complete(&dir) {
         return Ok(dir);
     }
-    let tmp = root.join("models").join(format!(".{NAME}-{}.tmp", std::process::id()));
+    // One temporary directory per call: threads of one process must not write into each other's.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let tmp = root.join("models").join(format!(".{NAME}-{}-{call}.tmp", std::process::id()));
     let write = || -> Result<()> {
         std::fs::create_dir_all(&tmp)?;
         for (name, bytes) in FILES {
@@ -77,15 +81,20 @@ fn model_dir_in(root: &Path) -> Result<PathBuf> {
         }
         Ok(())
     };
-    write().with_context(|| {
-        format!("writing the embedded model to {} (set FOLIO_CACHE to another place)", tmp.display())
-    })?;
+    let written = write()
+        .with_context(|| format!("writing the embedded model to {} (set FOLIO_CACHE to another place)", tmp.display()));
+    if written.is_err() || is_complete(&dir) {
+        // Failed, or another thread or process put a complete copy there first (never replace
+        // a complete copy: someone may have its weights mapped).
+        let _ = std::fs::remove_dir_all(&tmp);
+        return written.map(|()| dir);
+    }
     if dir.exists() {
         // A damaged copy (complete ones are only ever made by the rename below).
         let _ = std::fs::remove_dir_all(&dir);
     }
     if let Err(e) = std::fs::rename(&tmp, &dir) {
-        // Another process may have put a complete copy there first; then ours is not needed.
+        // Another writer may have put a complete copy there first; then ours is not needed.
         let _ = std::fs::remove_dir_all(&tmp);
         if !is_complete(&dir) {
             return Err(e).with_context(|| format!("moving the embedded model into {}", dir.display()));
@@ -117,6 +126,32 @@ mod tests {
         assert!(!is_complete(&dir));
         assert_eq!(model_dir_in(&root)?, dir);
         assert_eq!(std::fs::read(dir.join("config.json"))?, FILES[0].1);
+        std::fs::remove_dir_all(&root)?;
+        Ok(())
+    }
+
+    /// Threads of one process (tests, a server's first requests) asking at once each get a whole
+    /// copy, never one another writes into.
+    #[test]
+    fn threads_asking_at_once_all_get_whole_files() -> Result<()> {
+        let root = std::env::temp_dir().join(format!("folio-embedded-race-{}", std::process::id()));
+        std::thread::scope(|s| -> Result<()> {
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| -> Result<()> {
+                        let dir = model_dir_in(&root)?;
+                        for (name, bytes) in FILES {
+                            anyhow::ensure!(std::fs::read(dir.join(name))? == bytes, "{name} differs");
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().map_err(|_| anyhow::anyhow!("thread panicked"))??;
+            }
+            Ok(())
+        })?;
         std::fs::remove_dir_all(&root)?;
         Ok(())
     }
