@@ -57,7 +57,7 @@ fn the_default_model_reads_held_out_lines() -> Result<()> {
     // the ones `folio eval lines` draws.
     let gen = Generator::new(SynthConfig { seed: 1, ..SynthConfig::default() }.able_to_draw(Split::EvalZh))?;
     // Bars a little above the measured figures (model card), so a regression fails the test.
-    for (split, bar) in [(Split::EvalText, 0.02), (Split::EvalFont, 0.06), (Split::EvalZh, 0.10)] {
+    for (split, bar) in [(Split::EvalText, 0.02), (Split::EvalFont, 0.05), (Split::EvalZh, 0.09)] {
         let tally = cer_on(&engine, &gen, split)?;
         eprintln!("{}: CER {:.2}% over {} chars", split.name(), 100.0 * tally.cer(), tally.chars);
         assert!(
