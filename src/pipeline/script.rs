@@ -30,7 +30,7 @@ pub fn is_cjk(c: char) -> bool {
         | '\u{FF00}'..='\u{FFEF}')
 }
 
-/// A text's CJK characters, and its other letters and digits.
+/// A text's CJK characters (the ideographic space aside), and its other letters and digits.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct ScriptCount {
     cjk: usize,
@@ -40,6 +40,7 @@ struct ScriptCount {
 impl ScriptCount {
     fn of(text: &str) -> Self {
         text.chars().fold(Self::default(), |n, c| match c {
+            c if c.is_whitespace() => n,
             c if is_cjk(c) => Self { cjk: n.cjk + 1, ..n },
             c if c.is_alphanumeric() => Self { other: n.other + 1, ..n },
             _ => n,
