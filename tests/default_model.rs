@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use candle_core::{DType, Device};
 
-use common::paste_dark;
+use common::{bare_style, paste_dark};
 use folio::engine::sampling::SamplingParams;
 use folio::engine::{Engine, EngineConfig, Request};
 use folio::models::embedded;
@@ -18,7 +18,7 @@ use folio::models::paddleocr_vl::{Checkpoint, Task};
 use folio::pipeline::metrics::{levenshtein, CerTally};
 use folio::pipeline::page::{read_pages, PageOptions};
 use folio::pipeline::script::is_cjk;
-use folio::synth::{Generator, LineStyle, Split, Style, SynthConfig};
+use folio::synth::{Generator, Split, Style, SynthConfig};
 use folio::train::normalize_line;
 use image::{DynamicImage, Rgb, RgbImage};
 
@@ -76,10 +76,7 @@ fn page_of(gen: &Generator, lines: &[(&str, &str, Style)]) -> Result<DynamicImag
     let mut page = RgbImage::from_pixel(1100, 60 + 56 * lines.len() as u32, Rgb([255, 255, 255]));
     for (i, &(text, family, style)) in lines.iter().enumerate() {
         let face = gen.face_index(family, style).ok_or_else(|| anyhow::anyhow!("font {family}"))?;
-        let mut st = LineStyle::clean(face, 24.0);
-        st.pad = [0.0; 4];
-        st.line_box = false;
-        paste_dark(&mut page, &gen.draw(text, &st)?.image, 40, 30 + 56 * i as u32);
+        paste_dark(&mut page, &gen.draw(text, &bare_style(face, 24.0))?.image, 40, 30 + 56 * i as u32);
     }
     Ok(DynamicImage::ImageRgb8(page))
 }

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use candle_core::{DType, Device};
 use image::{DynamicImage, Rgb, RgbImage};
 
-use common::paste_dark;
+use common::{bare_style, paste_dark};
 use folio::engine::{Engine, EngineConfig};
 use folio::models::paddleocr_vl::Checkpoint;
 use folio::pipeline::metrics::{levenshtein, normalize_whitespace, CerTally};
 use folio::pipeline::page::{read_pages, PageOptions};
-use folio::synth::{Generator, LineStyle, Style, SynthConfig};
+use folio::synth::{Generator, Style, SynthConfig};
 use folio::train::LINE_HEIGHT;
 
 fn fixture_dir() -> PathBuf {
@@ -87,10 +87,7 @@ fn rendered_page() -> (RgbImage, Vec<(f32, bool)>) {
     let mut expected = Vec::new();
     let mut y = 30;
     for (text, face, px) in lines {
-        let mut st = LineStyle::clean(face, px);
-        st.pad = [0.0; 4];
-        st.line_box = false;
-        let img = gen.draw(text, &st).expect("draw").image;
+        let img = gen.draw(text, &bare_style(face, px)).expect("draw").image;
         paste_dark(&mut page, &img, 40, y);
         let wide = img.width() as u64 * LINE_HEIGHT as u64 > MAX_LINE_WIDTH as u64 * img.height() as u64;
         expected.push((y as f32 + img.height() as f32 / 2.0, wide));
