@@ -47,3 +47,36 @@ ensure_packages "synthetic-data fonts" \
 ensure_packages "evaluation tools and PDFs" \
     poppler-utils tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim bzip2-doc nettle-dev shared-mime-info \
     maint-guide-zh-cn
+
+# libpdfium for reading PDFs (`folio parse`), unpacked from the pypdfium2 wheel on PyPI into
+# folio's data directory, where folio looks for it (src/pipeline/pdf.rs; FOLIO_PDFIUM overrides).
+PYPDFIUM2_VERSION=5.15.2  # PDFium build 8149
+pdfium_dir="${XDG_DATA_HOME:-$HOME/.local/share}/folio/lib"
+if [ ! -f "$pdfium_dir/libpdfium.so" ] || [ "$(cat "$pdfium_dir/pypdfium2-version" 2>/dev/null)" != "$PYPDFIUM2_VERSION" ]; then
+    case "$(uname -m)" in
+        x86_64) platform=manylinux_2_17_x86_64 ;;
+        aarch64) platform=manylinux_2_17_aarch64 ;;
+        *) echo "error: no pypdfium2 wheel for $(uname -m); set FOLIO_PDFIUM to a libpdfium.so" >&2; exit 1 ;;
+    esac
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        ensure_packages "pip (to fetch libpdfium)" python3-pip
+    fi
+    echo "installing libpdfium from pypdfium2 $PYPDFIUM2_VERSION into $pdfium_dir"
+    wheel_dir="$(mktemp -d)"
+    trap 'rm -rf "$wheel_dir"' EXIT
+    python3 -m pip download --quiet --no-deps --only-binary :all: --platform "$platform" \
+        --dest "$wheel_dir" "pypdfium2==$PYPDFIUM2_VERSION"
+    mkdir -p "$pdfium_dir"
+    python3 - "$wheel_dir" "$pdfium_dir" <<'PY'
+import glob, os, sys, zipfile
+wheel_dir, dest = sys.argv[1], sys.argv[2]
+(wheel,) = glob.glob(os.path.join(wheel_dir, "pypdfium2-*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    data = z.read("pypdfium2_raw/libpdfium.so")
+tmp = os.path.join(dest, "libpdfium.so.tmp")
+with open(tmp, "wb") as f:
+    f.write(data)
+os.replace(tmp, os.path.join(dest, "libpdfium.so"))
+PY
+    echo "$PYPDFIUM2_VERSION" > "$pdfium_dir/pypdfium2-version"
+fi

@@ -16,6 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Parse PDFs and images (files or directories) into one Markdown/JSON file per document.
+    Parse(cli::parse::ParseArgs),
     /// Read images with the VLM and print each one's text, in input order.
     Ocr(cli::ocr::OcrArgs),
     /// Measure the engine: batching throughput, memory over a long run.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Parse(args) => cli::parse::run(args),
         Command::Ocr(args) => cli::ocr::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::Synth(args) => folio::synth::cli::run(args).map(|()| ExitCode::SUCCESS),

@@ -3,11 +3,11 @@
 pub mod bench;
 pub mod eval;
 pub mod ocr;
+pub mod parse;
 
-use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytesize::ByteSize;
 use candle_core::{DType, Device};
 use clap::{Args, ValueEnum};
@@ -15,6 +15,8 @@ use clap::{Args, ValueEnum};
 use folio::engine::{Engine, EngineConfig};
 use folio::models::hub::resolve_model;
 use folio::models::paddleocr_vl::Checkpoint;
+use folio::pipeline::page::PageOptions;
+use folio::pipeline::pieces::MAX_LINE_WIDTH;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Precision {
@@ -95,16 +97,29 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
     Ok(b.as_u64())
 }
 
-/// Decodes an image with limits, so a hostile file cannot ask for gigabytes.
-pub fn load_image(path: &Path) -> Result<image::DynamicImage> {
-    let mut reader = image::ImageReader::open(path)
-        .context("cannot open file")?
-        .with_guessed_format()
-        .context("cannot read file")?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(20_000);
-    limits.max_image_height = Some(20_000);
-    limits.max_alloc = Some(1 << 30);
-    reader.limits(limits);
-    reader.decode().context("not a readable image")
+/// How pages are cut into line pieces and read (`ocr --page`, `parse`).
+#[derive(Args, Clone)]
+pub struct PageReadingArgs {
+    /// Lines wider than this many pixels once scaled to the model's 48 px line height are split at
+    /// word gaps (about 15 characters per piece at the default; shorter pieces read better, see
+    /// `pipeline::pieces::MAX_LINE_WIDTH`). Pages only.
+    #[arg(long, default_value_t = MAX_LINE_WIDTH, value_parser = clap::value_parser!(u32).range(200..=20000))]
+    pub max_line_width: u32,
+    /// Decide the space at each cut from the gap's width alone, without reading a window across
+    /// the cut (faster; mixed-face lines such as "filename.bz2" may gain spaces). Pages only.
+    #[arg(long)]
+    pub no_seams: bool,
+}
+
+impl PageReadingArgs {
+    /// Page options with these flags; `max_tokens` per piece (default 128).
+    pub fn options(&self, max_tokens: Option<u32>) -> PageOptions {
+        let defaults = PageOptions::default();
+        PageOptions {
+            max_tokens: max_tokens.map_or(defaults.max_tokens, |n| n as usize),
+            max_line_width: self.max_line_width,
+            seams: !self.no_seams,
+            ..defaults
+        }
+    }
 }

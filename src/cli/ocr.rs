@@ -12,9 +12,10 @@ use clap::Args;
 use folio::engine::sampling::SamplingParams;
 use folio::engine::{Request, RequestStream};
 use folio::models::paddleocr_vl::Task;
-use folio::pipeline::page::{read_pages, PageOptions};
+use folio::pipeline::page::read_pages;
+use folio::pipeline::source::load_image;
 
-use super::{load_image, EngineArgs, ModelArgs};
+use super::{EngineArgs, ModelArgs, PageReadingArgs};
 
 #[derive(Args)]
 pub struct OcrArgs {
@@ -35,15 +36,8 @@ pub struct OcrArgs {
     /// With --page: print JSON (per page: size, lines with bbox [x0,y0,x1,y1], pieces and text).
     #[arg(long, requires = "page")]
     pub json: bool,
-    /// With --page: lines wider than this many pixels once scaled to the model's 48 px line height
-    /// are split at word gaps (about 15 characters per piece at the default; shorter pieces read
-    /// better, see `pipeline::pieces::MAX_LINE_WIDTH`).
-    #[arg(long, requires = "page", default_value_t = folio::pipeline::pieces::MAX_LINE_WIDTH, value_parser = clap::value_parser!(u32).range(200..=20000))]
-    pub max_line_width: u32,
-    /// With --page: decide the space at each cut from the gap's width alone, without reading a
-    /// window across the cut (faster; mixed-face lines such as "filename.bz2" may gain spaces).
-    #[arg(long, requires = "page")]
-    pub no_seams: bool,
+    #[command(flatten)]
+    pub reading: PageReadingArgs,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -125,12 +119,7 @@ fn run_pages(args: OcrArgs) -> Result<ExitCode> {
             }
         }
     }
-    let opts = PageOptions {
-        max_tokens: args.max_tokens.map_or(PageOptions::default().max_tokens, |n| n as usize),
-        max_line_width: args.max_line_width,
-        seams: !args.no_seams,
-        ..PageOptions::default()
-    };
+    let opts = args.reading.options(args.max_tokens);
     let results = read_pages(&engine, &images, &opts);
     let many = args.images.len() > 1;
     let mut json = Vec::new();

@@ -1,0 +1,316 @@
+//! Bulk parsing: many documents (PDFs, images) → pages → engine → one output per document.
+//!
+//! A planner turns the inputs (files and directories, walked in name order) into documents with
+//! their output stems, refusing two documents that would write the same file. A renderer thread
+//! opens documents and renders their pages into a bounded channel, so rendering overlaps reading
+//! and at most a few page images exist at once; the reader gathers pages into batches (across
+//! documents, so single-page images still decode together) and reads each batch with
+//! [`read_pages`]. A document is written once all its pages are read, atomically; a document that
+//! fails (unreadable, encrypted, a page that cannot be rendered or read) is reported and writes
+//! nothing, and the run goes on. Documents whose outputs exist are skipped, so rerunning a run that
+//! was stopped or had failures does only the missing work.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use anyhow::{bail, Result};
+use image::DynamicImage;
+
+use super::page::{read_pages, PageOptions, PageText};
+use super::source::{is_document_name, Pages};
+use super::writer::{output_path, write_document, Format, ReadDocument};
+use crate::engine::Engine;
+
+/// One document of a run and where its outputs go (`stem` + `.md`, `.json`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Document {
+    pub source: PathBuf,
+    pub stem: PathBuf,
+}
+
+/// Documents found in `inputs`: a file is a document named by its file stem; a directory
+/// contributes every document file below it (by extension), named by its path relative to that
+/// directory. Other files in directories are counted in the second value.
+pub fn plan(inputs: &[PathBuf], out: &Path) -> Result<(Vec<Document>, usize)> {
+    let mut docs = Vec::new();
+    let mut ignored = 0;
+    for input in inputs {
+        if input.is_dir() {
+            let walk = walkdir::WalkDir::new(input).follow_links(true).sort_by_file_name();
+            for entry in walk {
+                let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+                if !entry.file_type().is_file() {
+                    continue;
+                }
+                if !is_document_name(entry.path()) {
+                    ignored += 1;
+                    continue;
+                }
+                let rel = entry.path().strip_prefix(input).unwrap_or(entry.path());
+                docs.push(Document { source: entry.path().to_path_buf(), stem: out.join(rel.with_extension("")) });
+            }
+        } else if input.exists() {
+            let name = input.file_stem().unwrap_or(input.as_os_str());
+            docs.push(Document { source: input.clone(), stem: out.join(name) });
+        } else {
+            bail!("{}: no such file or directory", input.display());
+        }
+    }
+    let mut seen: HashMap<&Path, &Path> = HashMap::new();
+    for doc in &docs {
+        if let Some(first) = seen.insert(&doc.stem, &doc.source) {
+            bail!(
+                "{} and {} would both write {}.*; parse them into different --out directories",
+                first.display(),
+                doc.source.display(),
+                doc.stem.display()
+            );
+        }
+    }
+    Ok((docs, ignored))
+}
+
+/// How a bulk run reads and writes.
+#[derive(Clone, Debug)]
+pub struct BulkOptions {
+    pub formats: Vec<Format>,
+    /// PDF rendering resolution.
+    pub dpi: f32,
+    /// Pages read together (also bounds the rendered pages waiting).
+    pub batch_pages: usize,
+    /// Parse documents whose outputs already exist.
+    pub overwrite: bool,
+    pub page: PageOptions,
+}
+
+/// What became of one document.
+#[derive(Debug)]
+pub struct Outcome<'a> {
+    pub doc: &'a Document,
+    pub pages: usize,
+    /// The files written, or why the document failed.
+    pub result: std::result::Result<Vec<PathBuf>, String>,
+}
+
+/// A run's totals.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub written: usize,
+    pub skipped: usize,
+    pub failed: Vec<(PathBuf, String)>,
+    pub pages: usize,
+}
+
+/// Whether every output of `doc` exists.
+pub fn is_done(doc: &Document, formats: &[Format]) -> bool {
+    formats.iter().all(|&f| output_path(&doc.stem, f).is_file())
+}
+
+enum Rendered {
+    Opened {
+        doc: usize,
+        pages: usize,
+    },
+    Page {
+        doc: usize,
+        image: DynamicImage,
+    },
+    /// The document stops here: it ended, or failed with this error.
+    End {
+        doc: usize,
+        error: Option<String>,
+    },
+}
+
+/// Parses `docs` through `engine`; `report` hears of each document as it finishes.
+pub fn parse_documents<'d>(
+    engine: &Engine,
+    docs: &'d [Document],
+    opts: &BulkOptions,
+    mut report: impl FnMut(&Outcome<'d>),
+) -> Summary {
+    let mut summary = Summary::default();
+    let todo: Vec<usize> = (0..docs.len()).filter(|&i| opts.overwrite || !is_done(&docs[i], &opts.formats)).collect();
+    summary.skipped = docs.len() - todo.len();
+    let batch = opts.batch_pages.max(1);
+    let (tx, rx) = sync_channel(batch);
+    std::thread::scope(|scope| {
+        let dpi = opts.dpi;
+        let sources: Vec<(usize, &Path)> = todo.iter().map(|&i| (i, docs[i].source.as_path())).collect();
+        scope.spawn(move || render_documents(&sources, dpi, tx));
+        read_rendered(engine, docs, opts, rx, &mut summary, &mut report);
+    });
+    summary
+}
+
+/// The renderer thread: opens each document and sends its pages; stops when the reader is gone.
+fn render_documents(sources: &[(usize, &Path)], dpi: f32, tx: SyncSender<Rendered>) {
+    for &(doc, path) in sources {
+        let mut pages = match Pages::open(path, dpi) {
+            Ok(pages) => pages,
+            Err(e) => {
+                if tx.send(Rendered::End { doc, error: Some(format!("{e:#}")) }).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        if tx.send(Rendered::Opened { doc, pages: pages.page_count() }).is_err() {
+            return;
+        }
+        let mut error = None;
+        for page in pages.by_ref() {
+            match page {
+                Ok(image) => {
+                    if tx.send(Rendered::Page { doc, image }).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    error = Some(format!("{e:#}"));
+                    break;
+                }
+            }
+        }
+        if tx.send(Rendered::End { doc, error }).is_err() {
+            return;
+        }
+    }
+}
+
+/// A document being read: its pages so far and whether the renderer is done with it.
+#[derive(Default)]
+struct Progress {
+    pages: Vec<Option<PageText>>,
+    sent: usize,
+    ended: bool,
+    error: Option<String>,
+}
+
+fn read_rendered<'d>(
+    engine: &Engine,
+    docs: &'d [Document],
+    opts: &BulkOptions,
+    rx: Receiver<Rendered>,
+    summary: &mut Summary,
+    report: &mut impl FnMut(&Outcome<'d>),
+) {
+    let batch_size = opts.batch_pages.max(1);
+    let mut open: HashMap<usize, Progress> = HashMap::new();
+    let mut batch: Vec<(usize, usize, DynamicImage)> = Vec::with_capacity(batch_size);
+    let mut finished_input = false;
+    while !finished_input || !batch.is_empty() {
+        // Gather a batch; a document that ends with nothing in flight is settled at once.
+        while batch.len() < batch_size && !finished_input {
+            match rx.recv() {
+                Ok(Rendered::Opened { doc, pages }) => {
+                    open.entry(doc).or_default().pages = Vec::with_capacity(pages);
+                }
+                Ok(Rendered::Page { doc, image }) => {
+                    let p = open.entry(doc).or_default();
+                    batch.push((doc, p.sent, image));
+                    p.sent += 1;
+                    p.pages.push(None);
+                }
+                Ok(Rendered::End { doc, error }) => {
+                    let p = open.entry(doc).or_default();
+                    p.ended = true;
+                    p.error = p.error.take().or(error);
+                    settle_if_complete(doc, &mut open, docs, opts, summary, report);
+                }
+                Err(_) => finished_input = true,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let (read, images): (Vec<(usize, usize)>, Vec<DynamicImage>) =
+            batch.drain(..).map(|(doc, index, image)| ((doc, index), image)).unzip();
+        let texts = read_pages(engine, &images, &opts.page);
+        drop(images);
+        for (&(doc, index), text) in read.iter().zip(texts) {
+            if let Some(p) = open.get_mut(&doc) {
+                if p.error.is_none() && !text.errors.is_empty() {
+                    p.error = Some(format!("page {}: {}", index + 1, text.errors.join("; ")));
+                }
+                p.pages[index] = Some(text);
+            }
+        }
+        for &(doc, _) in &read {
+            settle_if_complete(doc, &mut open, docs, opts, summary, report);
+        }
+    }
+}
+
+/// Writes (or reports the failure of) `doc` once the renderer has ended it and every page is read.
+fn settle_if_complete<'d>(
+    doc: usize,
+    open: &mut HashMap<usize, Progress>,
+    docs: &'d [Document],
+    opts: &BulkOptions,
+    summary: &mut Summary,
+    report: &mut impl FnMut(&Outcome<'d>),
+) {
+    let complete = open.get(&doc).is_some_and(|p| p.ended && p.pages.iter().all(Option::is_some));
+    if !complete {
+        return;
+    }
+    let Some(p) = open.remove(&doc) else { return };
+    let pages: Vec<PageText> = p.pages.into_iter().flatten().collect();
+    let d = &docs[doc];
+    let result = match p.error {
+        Some(e) => Err(e),
+        None => {
+            let read = ReadDocument { source: &d.source, dpi: opts.dpi, pages: &pages };
+            write_document(&read, &d.stem, &opts.formats).map_err(|e| format!("{e:#}"))
+        }
+    };
+    match &result {
+        Ok(_) => summary.written += 1,
+        Err(e) => summary.failed.push((d.source.clone(), e.clone())),
+    }
+    summary.pages += pages.len();
+    report(&Outcome { doc: d, pages: pages.len(), result });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_named_by_stem_and_directories_keep_their_tree() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("folio-plan-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("in/sub"))?;
+        for name in ["in/b.pdf", "in/a.png", "in/sub/c.JPG", "in/readme.txt", "single.tiff"] {
+            std::fs::write(dir.join(name), b"x")?;
+        }
+        let out = Path::new("out");
+        let (docs, ignored) = plan(&[dir.join("in"), dir.join("single.tiff")], out)?;
+        let got: Vec<(PathBuf, PathBuf)> = docs.into_iter().map(|d| (d.source, d.stem)).collect();
+        let want = [
+            ("in/a.png", "out/a"),
+            ("in/b.pdf", "out/b"),
+            ("in/sub/c.JPG", "out/sub/c"),
+            ("single.tiff", "out/single"),
+        ];
+        let want: Vec<(PathBuf, PathBuf)> = want.iter().map(|(s, o)| (dir.join(s), PathBuf::from(o))).collect();
+        assert_eq!(got, want);
+        assert_eq!(ignored, 1);
+        assert!(plan(&[dir.join("missing.pdf")], out).is_err());
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn two_documents_with_one_output_name_are_refused() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("folio-plan-clash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("r.pdf"), b"x")?;
+        std::fs::write(dir.join("r.png"), b"x")?;
+        let e = plan(std::slice::from_ref(&dir), Path::new("out")).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("would both write")));
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! PDF pages as images, rendered by PDFium (the renderer of Chrome; `pdfium-render` bindings).
+//!
+//! libpdfium is loaded at run time, once per process: from `FOLIO_PDFIUM` (the library file), else
+//! from folio's data directory where `scripts/setup.sh` unpacks it from the `pypdfium2` wheel, else
+//! from the system's library path. Pages render lazily, one at a time, so a 1,000-page PDF never
+//! holds more than one page image.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, bail, Context, Result};
+use image::DynamicImage;
+use pdfium_render::prelude::{PdfDocument, PdfRenderConfig, Pdfium, PdfiumError, PdfiumInternalError};
+
+/// Most pixels of one rendered page; larger pages (posters, drawings) are rendered smaller.
+pub const MAX_PAGE_PIXELS: u64 = 40_000_000;
+/// Longest side of a rendered page, in pixels.
+pub const MAX_PAGE_SIDE: u32 = 20_000;
+
+/// Where `scripts/setup.sh` puts libpdfium: `$XDG_DATA_HOME/folio/lib` (`~/.local/share/folio/lib`).
+pub fn installed_library_dir() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("folio").join("lib"))
+}
+
+static PDFIUM: OnceLock<std::result::Result<Pdfium, String>> = OnceLock::new();
+
+/// The process's PDFium, bound on first use.
+fn pdfium() -> Result<&'static Pdfium> {
+    PDFIUM.get_or_init(bind).as_ref().map_err(|e| anyhow!("{e}"))
+}
+
+fn bind() -> std::result::Result<Pdfium, String> {
+    let mut tried = Vec::new();
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(path) = std::env::var_os("FOLIO_PDFIUM") {
+        candidates.push(PathBuf::from(path));
+    } else if let Some(dir) = installed_library_dir() {
+        candidates.push(Pdfium::pdfium_platform_library_name_at_path(&dir));
+    }
+    for path in candidates {
+        match Pdfium::bind_to_library(&path) {
+            Ok(bindings) => return Ok(Pdfium::new(bindings)),
+            Err(e) => tried.push(format!("{}: {e}", path.display())),
+        }
+    }
+    match Pdfium::bind_to_system_library() {
+        Ok(bindings) => Ok(Pdfium::new(bindings)),
+        Err(e) => {
+            tried.push(format!("system library path: {e}"));
+            Err(format!(
+                "reading PDFs needs libpdfium, which was not found ({}); run scripts/setup.sh (it \
+                 installs libpdfium from the pypdfium2 wheel) or set FOLIO_PDFIUM to the library file",
+                tried.join("; ")
+            ))
+        }
+    }
+}
+
+/// An open PDF whose pages render on demand.
+pub struct PdfPages {
+    doc: PdfDocument<'static>,
+    next: i32,
+    len: i32,
+    dpi: f32,
+}
+
+impl PdfPages {
+    /// Opens `path`; `dpi` is the rendering resolution (150 suits the shipped model).
+    pub fn open(path: &Path, dpi: f32) -> Result<Self> {
+        if !(dpi.is_finite() && (36.0..=1200.0).contains(&dpi)) {
+            bail!("dpi {dpi} is out of range (36 to 1200)");
+        }
+        let doc = pdfium()?.load_pdf_from_file(path, None).map_err(explain)?;
+        let len = doc.pages().len();
+        if len == 0 {
+            bail!("the PDF has no pages");
+        }
+        Ok(PdfPages { doc, next: 0, len, dpi })
+    }
+
+    pub fn page_count(&self) -> usize {
+        self.len as usize
+    }
+
+    fn render(&self, index: i32) -> Result<DynamicImage> {
+        let page = self.doc.pages().get(index).map_err(explain)?;
+        let (w, h) = (page.width().value, page.height().value);
+        let scale = render_scale(w, h, self.dpi).with_context(|| format!("page {}", index + 1))?;
+        let config = PdfRenderConfig::new().scale_page_by_factor(scale).render_form_data(true);
+        let bitmap = page.render_with_config(&config).map_err(explain)?;
+        let image = bitmap.as_image().map_err(explain)?;
+        Ok(DynamicImage::ImageRgb8(image.to_rgb8()))
+    }
+}
+
+impl Iterator for PdfPages {
+    type Item = Result<DynamicImage>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.len {
+            return None;
+        }
+        let index = self.next;
+        self.next += 1;
+        Some(self.render(index).with_context(|| format!("page {}", index + 1)))
+    }
+}
+
+/// Points-to-pixels factor for a `w`×`h`-point page at `dpi`, lowered so the page stays within
+/// [`MAX_PAGE_SIDE`] and [`MAX_PAGE_PIXELS`].
+pub fn render_scale(w: f32, h: f32, dpi: f32) -> Result<f32> {
+    if !(w.is_finite() && h.is_finite() && w >= 1.0 && h >= 1.0) {
+        bail!("the page has no usable size ({w} x {h} points)");
+    }
+    let mut scale = dpi / 72.0;
+    let side = w.max(h) * scale;
+    if side > MAX_PAGE_SIDE as f32 {
+        scale *= MAX_PAGE_SIDE as f32 / side;
+    }
+    let pixels = (w * scale) as f64 * (h * scale) as f64;
+    if pixels > MAX_PAGE_PIXELS as f64 {
+        scale *= (MAX_PAGE_PIXELS as f64 / pixels).sqrt() as f32;
+    }
+    if scale < dpi / 72.0 {
+        tracing::warn!(w, h, dpi = scale * 72.0, "large page rendered below the requested dpi");
+    }
+    Ok(scale)
+}
+
+/// PDFium's errors in the words a user needs.
+fn explain(e: PdfiumError) -> anyhow::Error {
+    match e {
+        PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::PasswordError) => {
+            anyhow!("the PDF is encrypted and needs a password (not supported)")
+        }
+        PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::FormatError) => {
+            anyhow!("not a readable PDF (damaged, truncated or not a PDF at all)")
+        }
+        PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::SecurityError) => {
+            anyhow!("the PDF uses an unsupported security handler")
+        }
+        PdfiumError::IoError(e) => anyhow!("cannot read file: {e}"),
+        other => anyhow!("PDFium: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letter_page_at_150_dpi_keeps_its_resolution() -> Result<()> {
+        let s = render_scale(612.0, 792.0, 150.0)?;
+        assert!((s - 150.0 / 72.0).abs() < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn huge_pages_are_rendered_within_the_limits() -> Result<()> {
+        // A 5 m banner and a 2 m x 2 m poster.
+        for (w, h) in [(14_000.0, 500.0), (5_700.0, 5_700.0)] {
+            let s = render_scale(w, h, 150.0)?;
+            assert!(s < 150.0 / 72.0);
+            assert!((w * s).max(h * s) <= MAX_PAGE_SIDE as f32 + 1.0);
+            assert!(((w * s) as f64) * ((h * s) as f64) <= MAX_PAGE_PIXELS as f64 * 1.001);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn pages_without_a_size_are_refused() {
+        assert!(render_scale(0.0, 792.0, 150.0).is_err());
+        assert!(render_scale(f32::NAN, 792.0, 150.0).is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! Document sources: which files are documents, and their pages as images (a PDF's pages rendered
+//! by [`super::pdf`]; an image file is one page).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use image::DynamicImage;
+
+use super::pdf::PdfPages;
+
+/// File name extensions taken as documents when a directory is walked (lower case).
+pub const DOCUMENT_EXTENSIONS: &[&str] = &["pdf", "png", "jpg", "jpeg", "tif", "tiff", "bmp", "webp"];
+
+/// Whether a directory walk should pick up `path` (by its extension, any case).
+pub fn is_document_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| DOCUMENT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// A document's pages, rendered or decoded one at a time.
+pub enum Pages {
+    Pdf(Box<PdfPages>),
+    Image(Option<PathBuf>),
+}
+
+impl Pages {
+    /// Opens `path` as a PDF (by its `%PDF` signature, so a misnamed file still works) or an image.
+    pub fn open(path: &Path, dpi: f32) -> Result<Self> {
+        let mut head = [0u8; 5];
+        let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).context("cannot open file")?;
+        if n == 0 {
+            bail!("the file is empty");
+        }
+        if head.starts_with(b"%PDF") || path.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdf")) {
+            return Ok(Pages::Pdf(Box::new(PdfPages::open(path, dpi)?)));
+        }
+        Ok(Pages::Image(Some(path.to_path_buf())))
+    }
+
+    pub fn page_count(&self) -> usize {
+        match self {
+            Pages::Pdf(pdf) => pdf.page_count(),
+            Pages::Image(_) => 1,
+        }
+    }
+}
+
+impl Iterator for Pages {
+    type Item = Result<DynamicImage>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Pages::Pdf(pdf) => pdf.next(),
+            Pages::Image(path) => path.take().map(|p| load_image(&p)),
+        }
+    }
+}
+
+/// Decodes an image with limits, so a hostile file cannot ask for gigabytes.
+pub fn load_image(path: &Path) -> Result<DynamicImage> {
+    let mut reader = image::ImageReader::open(path)
+        .context("cannot open file")?
+        .with_guessed_format()
+        .context("cannot read file")?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(20_000);
+    limits.max_image_height = Some(20_000);
+    limits.max_alloc = Some(1 << 30);
+    reader.limits(limits);
+    reader.decode().context("not a readable image")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_picked_by_extension_in_any_case() {
+        for name in ["a.pdf", "b.PNG", "scan.Jpeg", "x.tif", "y.webp"] {
+            assert!(is_document_name(Path::new(name)), "{name}");
+        }
+        for name in ["notes.txt", "README", "a.pdf.part", ".pdf"] {
+            assert!(!is_document_name(Path::new(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn empty_and_missing_files_are_refused_with_a_reason() {
+        let dir = std::env::temp_dir().join(format!("folio-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.png");
+        std::fs::write(&empty, b"").unwrap();
+        let e = Pages::open(&empty, 150.0).err().map(|e| format!("{e:#}"));
+        assert_eq!(e.as_deref(), Some("the file is empty"));
+        let e = Pages::open(&dir.join("missing.png"), 150.0).err().map(|e| format!("{e:#}"));
+        assert!(e.is_some_and(|e| e.starts_with("cannot open file")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_image_file_is_one_page() -> Result<()> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pages/bzip2-manual-p6.png");
+        let mut pages = Pages::open(&path, 150.0)?;
+        assert_eq!(pages.page_count(), 1);
+        let page = pages.next().context("one page")??;
+        assert!(page.width() > 1000);
+        assert!(pages.next().is_none());
+        Ok(())
+    }
+}
