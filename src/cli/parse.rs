@@ -60,6 +60,7 @@ fn parse_dpi(s: &str) -> Result<f32, String> {
 
 pub fn run(args: ParseArgs) -> Result<ExitCode> {
     let mut formats = args.format.clone();
+    formats.sort();
     formats.dedup();
     if args.out.exists() && !args.out.is_dir() {
         bail!("--out {}: exists and is not a directory", args.out.display());

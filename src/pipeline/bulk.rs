@@ -57,6 +57,9 @@ pub fn plan(inputs: &[PathBuf], out: &Path) -> Result<(Vec<Document>, usize)> {
             bail!("{}: no such file or directory", input.display());
         }
     }
+    // The same file named twice (say, a file and its directory) is one document.
+    let mut sources = std::collections::HashSet::new();
+    docs.retain(|d| sources.insert(std::fs::canonicalize(&d.source).unwrap_or_else(|_| d.source.clone())));
     let mut seen: HashMap<&Path, &Path> = HashMap::new();
     for doc in &docs {
         if let Some(first) = seen.insert(&doc.stem, &doc.source) {
@@ -286,7 +289,7 @@ mod tests {
             std::fs::write(dir.join(name), b"x")?;
         }
         let out = Path::new("out");
-        let (docs, ignored) = plan(&[dir.join("in"), dir.join("single.tiff")], out)?;
+        let (docs, ignored) = plan(&[dir.join("in"), dir.join("single.tiff"), dir.join("in/b.pdf")], out)?;
         let got: Vec<(PathBuf, PathBuf)> = docs.into_iter().map(|d| (d.source, d.stem)).collect();
         let want = [
             ("in/a.png", "out/a"),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::page::PageText;
 
 /// An output format of `folio parse`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Markdown: each page's text, pages marked by `<!-- page N -->` comments.
