@@ -28,9 +28,10 @@ enum Command {
     Train(folio::train::TrainArgs),
     /// Copy a training run's checkpoint into a shippable model directory (f16 weights).
     ExportModel {
-        /// The run's checkpoint directory (RUN/model).
-        #[arg(long)]
-        from: std::path::PathBuf,
+        /// The run's checkpoint directory (RUN/model). Given more than once, the checkpoints'
+        /// weights are averaged (same model: same tokenizer and tensors).
+        #[arg(long, required = true)]
+        from: Vec<std::path::PathBuf>,
         /// Destination, e.g. models/folio-ocr-small.
         #[arg(long)]
         to: std::path::PathBuf,

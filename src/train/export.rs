@@ -1,10 +1,11 @@
 //! The files of folio's small model in the Hugging Face layout of PaddleOCR-VL — the same spelling
 //! as the released checkpoint, so it loads through the same code path.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{ensure, Context, Result};
+use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
 use super::tokenizer::{self, special_id};
@@ -143,7 +144,6 @@ const SHIPPED: [&str; 6] = [
 
 /// Copies a model directory's files besides the weights (config, tokenizer, preprocessor, ...).
 pub fn copy_model_files(from: &Path, to: &Path) -> Result<()> {
-    use anyhow::Context;
     std::fs::create_dir_all(to)?;
     for name in SHIPPED {
         std::fs::copy(from.join(name), to.join(name))
@@ -180,26 +180,99 @@ pub fn lacking_chars(dir: &Path, chars: &BTreeSet<char>) -> Result<Vec<char>> {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    use anyhow::Context;
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// Copies a training checkpoint (`RUN/model`) to `to` for shipping, weights stored as f16 (half
-/// the size; the loader converts to the precision asked for). Returns the weights' size in bytes.
-pub fn ship(from: &Path, to: &Path) -> Result<u64> {
-    use candle_core::{DType, Device};
-
-    copy_model_files(from, to)?;
-    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(from.join("config.json"))?)?;
+/// the size; the loader converts to the precision asked for). Given several checkpoints of one
+/// model (same tokenizer, same tensors), it ships the mean of their weights: checkpoint averaging,
+/// as in stochastic weight averaging (Izmailov et al., 2018, "Averaging Weights Leads to Wider
+/// Optima and Better Generalization"). Returns the weights' size in bytes.
+pub fn ship(from: &[PathBuf], to: &Path) -> Result<u64> {
+    let (first, rest) = from.split_first().context("no checkpoint to export")?;
+    let tokenizer =
+        std::fs::read(first.join("tokenizer.json")).with_context(|| format!("reading {}", first.display()))?;
+    let mut sum = shippable_weights(first)?;
+    for dir in rest {
+        let same_tokenizer = std::fs::read(dir.join("tokenizer.json")).is_ok_and(|t| t == tokenizer);
+        ensure!(same_tokenizer, "{} has another tokenizer than {}: not one model", dir.display(), first.display());
+        let mut other = shippable_weights(dir)?;
+        ensure!(other.len() == sum.len(), "{} and {} hold different tensors", dir.display(), first.display());
+        for (name, acc) in sum.iter_mut() {
+            let t = other.remove(name).with_context(|| format!("{} lacks {name}", dir.display()))?;
+            ensure!(
+                t.dims() == acc.dims(),
+                "{name}: shape {:?} in {}, {:?} in {}",
+                t.dims(),
+                dir.display(),
+                acc.dims(),
+                first.display()
+            );
+            *acc = (&*acc + t)?;
+        }
+    }
+    let n = from.len() as f64;
+    let weights = sum
+        .into_iter()
+        .map(|(name, t)| Ok((name, (t / n)?.to_dtype(DType::F16)?)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    copy_model_files(first, to)?;
+    let mut config = read_json(&first.join("config.json"))?;
     config["torch_dtype"] = json!("float16");
     std::fs::write(to.join("config.json"), serde_json::to_string_pretty(&config)? + "\n")?;
-    let weights = candle_core::safetensors::load(from.join("model.safetensors"), &Device::Cpu)?
-        .into_iter()
-        .filter(|(name, _)| !name.starts_with("aux_")) // training-only heads
-        .map(|(name, t)| Ok((name, t.to_dtype(DType::F16)?)))
-        .collect::<Result<std::collections::HashMap<_, _>>>()?;
     let out = to.join("model.safetensors");
     candle_core::safetensors::save(&weights, &out)?;
     Ok(std::fs::metadata(&out)?.len())
+}
+
+/// A checkpoint's weights in f32, without the training-only heads (`aux_`).
+fn shippable_weights(dir: &Path) -> Result<HashMap<String, Tensor>> {
+    let path = dir.join("model.safetensors");
+    candle_core::safetensors::load(&path, &Device::Cpu)
+        .with_context(|| format!("reading {}", path.display()))?
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("aux_"))
+        .map(|(name, t)| Ok((name, t.to_dtype(DType::F32)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model directory with folio's files for `chars` and the given weights.
+    fn checkpoint(dir: &Path, chars: &str, weights: &[(&str, Vec<f32>)]) -> Result<()> {
+        write_model_files(dir, &chars.chars().collect(), Dims::TINY)?;
+        let tensors: HashMap<String, Tensor> = weights
+            .iter()
+            .map(|(name, v)| Ok((name.to_string(), Tensor::new(v.as_slice(), &Device::Cpu)?)))
+            .collect::<Result<_>>()?;
+        candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+        Ok(())
+    }
+
+    #[test]
+    fn several_checkpoints_ship_as_their_mean_in_f16() -> Result<()> {
+        let root = std::env::temp_dir().join(format!("folio-ship-{}", std::process::id()));
+        let (a, b, c, d, out) = (root.join("a"), root.join("b"), root.join("c"), root.join("d"), root.join("out"));
+        checkpoint(&a, "abc", &[("w", vec![1.0, 2.0]), ("aux_ctc", vec![5.0])])?;
+        checkpoint(&b, "abc", &[("w", vec![3.0, 6.0]), ("aux_ctc", vec![7.0])])?;
+        ship(&[a.clone(), b.clone()], &out)?;
+        let shipped = candle_core::safetensors::load(out.join("model.safetensors"), &Device::Cpu)?;
+        assert_eq!(shipped.len(), 1, "training-only heads are dropped");
+        let w = shipped.get("w").context("w shipped")?;
+        assert_eq!(w.dtype(), DType::F16);
+        assert_eq!(w.to_dtype(DType::F32)?.to_vec1::<f32>()?, vec![2.0, 4.0]);
+        assert_eq!(read_json(&out.join("config.json"))?["torch_dtype"], "float16");
+
+        checkpoint(&c, "ab中", &[("w", vec![1.0, 2.0])])?;
+        let e = ship(&[a.clone(), c], &out).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("another tokenizer")));
+        checkpoint(&d, "abc", &[("w", vec![1.0, 2.0, 3.0]), ("aux_ctc", vec![0.0])])?;
+        let e = ship(&[a, d], &out).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("shape")));
+        std::fs::remove_dir_all(&root)?;
+        Ok(())
+    }
 }
