@@ -5,16 +5,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use anyhow::Result;
-use candle_core::{DType, Device};
 
-use common::{bare_style, paste_dark};
+use common::{bare_style, default_engine, paste_dark};
 use folio::engine::sampling::SamplingParams;
-use folio::engine::{Engine, EngineConfig, Request};
-use folio::models::embedded;
-use folio::models::paddleocr_vl::{Checkpoint, Task};
+use folio::engine::{Engine, Request};
+use folio::models::paddleocr_vl::Task;
 use folio::pipeline::metrics::{levenshtein, CerTally};
 use folio::pipeline::page::{read_pages, PageOptions};
 use folio::pipeline::script::is_cjk;
@@ -43,11 +39,6 @@ fn cer_on(engine: &Engine, gen: &Generator, split: Split) -> Result<CerTally> {
         tally.add(&reference, text.trim());
     }
     Ok(tally)
-}
-
-fn default_engine() -> Result<Engine> {
-    let ck = Arc::new(Checkpoint::load(&embedded::model_dir()?, DType::F32, &Device::Cpu)?);
-    Engine::start(ck, EngineConfig { kv_cache_memory: 64 << 20, ..EngineConfig::default() })
 }
 
 #[test]

@@ -5,8 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 use anyhow::{ensure, Context, Result};
+use common::default_engine;
+use folio::pipeline::bulk::{parse_documents, plan, BulkOptions, Event};
 use folio::pipeline::metrics::{normalize_whitespace, CerTally};
+use folio::pipeline::page::PageOptions;
+use folio::pipeline::writer::Format;
 
 const TWO_PAGES: [&str; 2] = [
     "Licensed under the Apache License, Version 2.0 (the\n\"License\"); you may not use this file except in\ncompliance with the License.",
@@ -133,5 +139,46 @@ fn inputs_that_would_overwrite_each_other_are_refused_before_any_work() -> Resul
     ensure!(!run.status.success());
     ensure!(String::from_utf8_lossy(&run.stderr).contains("would both write"));
     ensure!(!out.exists(), "nothing was written");
+    Ok(())
+}
+
+#[test]
+fn a_run_reports_documents_opened_pages_read_and_documents_finished() -> Result<()> {
+    let scratch = Scratch::new("events")?;
+    let inputs = [fixture("pdfs/two-pages.pdf"), fixture("pdfs/encrypted.pdf")];
+    let (docs, _) = plan(&inputs, &scratch.0)?;
+    let opts = BulkOptions {
+        formats: vec![Format::Md],
+        dpi: 150.0,
+        batch_pages: 1,
+        overwrite: false,
+        page: PageOptions::default(),
+    };
+    let engine = default_engine()?;
+    let mut events = Vec::new();
+    let summary = parse_documents(&engine, &docs, &opts, |e| {
+        events.push(match e {
+            Event::Skipped(n) => format!("skipped {n}"),
+            Event::Opened { pages } => format!("opened {pages}"),
+            Event::PagesRead(n) => format!("read {n}"),
+            Event::Finished(o) => format!("finished {} {}", o.pages, o.result.is_ok()),
+        })
+    });
+    // One page a batch. The encrypted PDF fails to open and finishes with no pages; when is up to
+    // the renderer thread, so it is taken out before the order is checked.
+    let failed = events.iter().filter(|e| *e == "finished 0 false").count();
+    events.retain(|e| e != "finished 0 false");
+    ensure!(failed == 1, "{events:?}");
+    ensure!(events == ["skipped 0", "opened 2", "read 1", "read 1", "finished 2 true"], "{events:?}");
+    ensure!(summary.written == 1 && summary.failed.len() == 1 && summary.pages == 2, "{summary:?}");
+
+    // Run again: the written document is skipped and nothing is read.
+    let mut again = Vec::new();
+    let summary = parse_documents(&engine, &docs, &opts, |e| {
+        if let Event::Skipped(n) | Event::PagesRead(n) = e {
+            again.push(*n);
+        }
+    });
+    ensure!(again == [1] && summary.skipped == 1, "{again:?} {summary:?}");
     Ok(())
 }

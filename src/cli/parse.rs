@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use folio::pipeline::bulk::{parse_documents, plan, BulkOptions};
+use folio::pipeline::bulk::{parse_documents, plan, BulkOptions, Event};
 use folio::pipeline::writer::{write_atomically, Format};
 
 use super::{EngineArgs, ModelArgs, PageReadingArgs};
@@ -87,14 +87,20 @@ pub fn run(args: ParseArgs) -> Result<ExitCode> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} documents, {msg} [{elapsed_precise}, eta {eta}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut pages = 0;
-    let summary = parse_documents(&engine, &docs, &opts, |outcome| {
-        pages += outcome.pages;
-        if let Err(e) = &outcome.result {
-            bar.suspend(|| eprintln!("error: {}: {e}", outcome.doc.source.display()));
+    let (mut found, mut read) = (0, 0);
+    let summary = parse_documents(&engine, &docs, &opts, |event| match event {
+        Event::Skipped(n) => bar.set_length((docs.len() - n) as u64),
+        Event::Opened { pages } => found += pages,
+        Event::PagesRead(n) => {
+            read += n;
+            bar.set_message(format!("{read}/{found} pages of the documents opened"));
         }
-        bar.set_message(format!("{pages} pages"));
-        bar.inc(1);
+        Event::Finished(outcome) => {
+            if let Err(e) = &outcome.result {
+                bar.suspend(|| eprintln!("error: {}: {e}", outcome.doc.source.display()));
+            }
+            bar.inc(1);
+        }
     });
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();

@@ -87,6 +87,19 @@ pub struct BulkOptions {
     pub page: PageOptions,
 }
 
+/// What a run reports as it goes.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// This many documents are skipped: their outputs exist (sent first).
+    Skipped(usize),
+    /// A document was opened and has this many pages.
+    Opened { pages: usize },
+    /// A batch of this many pages was read.
+    PagesRead(usize),
+    /// A document was written or failed.
+    Finished(Outcome<'a>),
+}
+
 /// What became of one document.
 #[derive(Debug)]
 pub struct Outcome<'a> {
@@ -126,16 +139,18 @@ enum Rendered {
     },
 }
 
-/// Parses `docs` through `engine`; `report` hears of each document as it finishes.
+/// Parses `docs` through `engine`; `report` hears of documents opened, pages read and documents
+/// finished.
 pub fn parse_documents<'d>(
     engine: &Engine,
     docs: &'d [Document],
     opts: &BulkOptions,
-    mut report: impl FnMut(&Outcome<'d>),
+    mut report: impl FnMut(&Event<'d>),
 ) -> Summary {
     let mut summary = Summary::default();
     let todo: Vec<usize> = (0..docs.len()).filter(|&i| opts.overwrite || !is_done(&docs[i], &opts.formats)).collect();
     summary.skipped = docs.len() - todo.len();
+    report(&Event::Skipped(summary.skipped));
     let batch = opts.batch_pages.max(1);
     let (tx, rx) = sync_channel(batch);
     std::thread::scope(|scope| {
@@ -197,7 +212,7 @@ fn read_rendered<'d>(
     opts: &BulkOptions,
     rx: Receiver<Rendered>,
     summary: &mut Summary,
-    report: &mut impl FnMut(&Outcome<'d>),
+    report: &mut impl FnMut(&Event<'d>),
 ) {
     let batch_size = opts.batch_pages.max(1);
     let mut open: HashMap<usize, Progress> = HashMap::new();
@@ -208,7 +223,9 @@ fn read_rendered<'d>(
         while batch.len() < batch_size && !finished_input {
             match rx.recv() {
                 Ok(Rendered::Opened { doc, pages }) => {
-                    open.entry(doc).or_default().pages = Vec::with_capacity(pages);
+                    // No allocation by the page count: it comes from the file.
+                    open.entry(doc).or_default();
+                    report(&Event::Opened { pages });
                 }
                 Ok(Rendered::Page { doc, image }) => {
                     let p = open.entry(doc).or_default();
@@ -231,6 +248,7 @@ fn read_rendered<'d>(
         let (read, images): (Vec<(usize, usize)>, Vec<DynamicImage>) =
             batch.drain(..).map(|(doc, index, image)| ((doc, index), image)).unzip();
         let texts = read_pages(engine, &images, &opts.page);
+        report(&Event::PagesRead(images.len()));
         drop(images);
         for (&(doc, index), text) in read.iter().zip(texts) {
             if let Some(p) = open.get_mut(&doc) {
@@ -253,7 +271,7 @@ fn settle_if_complete<'d>(
     docs: &'d [Document],
     opts: &BulkOptions,
     summary: &mut Summary,
-    report: &mut impl FnMut(&Outcome<'d>),
+    report: &mut impl FnMut(&Event<'d>),
 ) {
     let complete = open.get(&doc).is_some_and(|p| p.ended && p.pages.iter().all(Option::is_some));
     if !complete {
@@ -274,7 +292,7 @@ fn settle_if_complete<'d>(
         Err(e) => summary.failed.push((d.source.clone(), e.clone())),
     }
     summary.pages += pages.len();
-    report(&Outcome { doc: d, pages: pages.len(), result });
+    report(&Event::Finished(Outcome { doc: d, pages: pages.len(), result }));
 }
 
 #[cfg(test)]

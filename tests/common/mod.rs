@@ -1,7 +1,22 @@
-//! Helpers shared by the integration tests that compose pages from rendered lines.
+//! Helpers shared by the integration tests: the engine on the embedded model, and pages composed
+//! from rendered lines. Each test crate uses some of them.
+#![allow(dead_code)]
 
+use std::sync::Arc;
+
+use anyhow::Result;
+use candle_core::{DType, Device};
+use folio::engine::{Engine, EngineConfig};
+use folio::models::embedded;
+use folio::models::paddleocr_vl::Checkpoint;
 use folio::synth::LineStyle;
 use image::{Rgb, RgbImage};
+
+/// An engine on the embedded default model with a small KV pool.
+pub fn default_engine() -> Result<Engine> {
+    let ck = Arc::new(Checkpoint::load(&embedded::model_dir()?, DType::F32, &Device::Cpu)?);
+    Engine::start(ck, EngineConfig { kv_cache_memory: 64 << 20, ..EngineConfig::default() })
+}
 
 /// Pastes the dark pixels of `img` onto `page` at (x, y): the darker of the two per channel, so
 /// lines drawn on white compose like ink on paper.
