@@ -11,6 +11,7 @@
 //! was stopped or had failures does only the missing work.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
@@ -156,45 +157,63 @@ pub fn parse_documents<'d>(
     std::thread::scope(|scope| {
         let dpi = opts.dpi;
         let sources: Vec<(usize, &Path)> = todo.iter().map(|&i| (i, docs[i].source.as_path())).collect();
-        scope.spawn(move || render_documents(&sources, dpi, tx));
+        scope.spawn(move || render_documents(&sources, tx, |path| open_pages(path, dpi)));
         read_rendered(engine, docs, opts, rx, &mut summary, &mut report);
     });
     summary
 }
 
+/// A document's page count and its pages, rendered one at a time.
+type PageIter = (usize, Box<dyn Iterator<Item = Result<DynamicImage>>>);
+
+fn open_pages(path: &Path, dpi: f32) -> Result<PageIter> {
+    let pages = Pages::open(path, dpi)?;
+    Ok((pages.page_count(), Box::new(pages)))
+}
+
 /// The renderer thread: opens each document and sends its pages; stops when the reader is gone.
-fn render_documents(sources: &[(usize, &Path)], dpi: f32, tx: SyncSender<Rendered>) {
+/// A panic while rendering one document (a decoder's bug met by a hostile file) fails that
+/// document only.
+fn render_documents(sources: &[(usize, &Path)], tx: SyncSender<Rendered>, open: impl Fn(&Path) -> Result<PageIter>) {
     for &(doc, path) in sources {
-        let mut pages = match Pages::open(path, dpi) {
-            Ok(pages) => pages,
-            Err(e) => {
-                if tx.send(Rendered::End { doc, error: Some(format!("{e:#}")) }).is_err() {
-                    return;
-                }
-                continue;
+        let rendered = std::panic::catch_unwind(AssertUnwindSafe(|| render_document(doc, path, &open, &tx)));
+        let end = match rendered {
+            Ok(Some(error)) => error,
+            Ok(None) => return, // the reader is gone
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned());
+                Some(format!("internal error while rendering: {}", why.unwrap_or_else(|| "panic".into())))
             }
         };
-        if tx.send(Rendered::Opened { doc, pages: pages.page_count() }).is_err() {
-            return;
-        }
-        let mut error = None;
-        for page in pages.by_ref() {
-            match page {
-                Ok(image) => {
-                    if tx.send(Rendered::Page { doc, image }).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    error = Some(format!("{e:#}"));
-                    break;
-                }
-            }
-        }
-        if tx.send(Rendered::End { doc, error }).is_err() {
+        if tx.send(Rendered::End { doc, error: end }).is_err() {
             return;
         }
     }
+}
+
+/// Sends one document's pages; returns how it ended (`Some(None)`: all pages sent, `Some(Some(e))`:
+/// failed), or `None` when the reader is gone.
+fn render_document(
+    doc: usize,
+    path: &Path,
+    open: &impl Fn(&Path) -> Result<PageIter>,
+    tx: &SyncSender<Rendered>,
+) -> Option<Option<String>> {
+    let (count, pages) = match open(path) {
+        Ok(pages) => pages,
+        Err(e) => return Some(Some(format!("{e:#}"))),
+    };
+    tx.send(Rendered::Opened { doc, pages: count }).ok()?;
+    for page in pages {
+        match page {
+            Ok(image) => tx.send(Rendered::Page { doc, image }).ok()?,
+            Err(e) => return Some(Some(format!("{e:#}"))),
+        }
+    }
+    Some(None)
 }
 
 /// A document being read: its pages so far and whether the renderer is done with it.
@@ -321,6 +340,30 @@ mod tests {
         assert!(plan(&[dir.join("missing.pdf")], out).is_err());
         std::fs::remove_dir_all(&dir)?;
         Ok(())
+    }
+
+    #[test]
+    fn a_panic_while_rendering_fails_that_document_only() {
+        let (tx, rx) = sync_channel(8);
+        let sources = [(0, Path::new("hostile.png")), (1, Path::new("fine.png"))];
+        render_documents(&sources, tx, |path| {
+            if path == Path::new("hostile.png") {
+                panic!("decoder bug");
+            }
+            let page = DynamicImage::new_rgb8(4, 4);
+            Ok((1, Box::new(std::iter::once(Ok(page)))))
+        });
+        let got: Vec<String> = rx
+            .iter()
+            .map(|m| match m {
+                Rendered::Opened { doc, pages } => format!("{doc} opened {pages}"),
+                Rendered::Page { doc, .. } => format!("{doc} page"),
+                Rendered::End { doc, error } => format!("{doc} end {error:?}"),
+            })
+            .collect();
+        let want =
+            ["0 end Some(\"internal error while rendering: decoder bug\")", "1 opened 1", "1 page", "1 end None"];
+        assert_eq!(got, want);
     }
 
     #[test]
