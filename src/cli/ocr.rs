@@ -52,6 +52,9 @@ pub fn run(args: OcrArgs) -> Result<ExitCode> {
     if args.page {
         return run_pages(args);
     }
+    if args.reading.no_seams || args.reading.max_line_width != folio::pipeline::pieces::MAX_LINE_WIDTH {
+        anyhow::bail!("--max-line-width and --no-seams cut pages into lines: they need --page");
+    }
     let max_tokens = args.max_tokens.unwrap_or(1024) as usize;
     let ck = args.model.load()?;
     let engine = args.engine.start(ck)?;

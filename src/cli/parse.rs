@@ -11,6 +11,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use folio::pipeline::bulk::{parse_documents, plan, BulkOptions, Event};
+use folio::pipeline::pdf::DPI_RANGE;
 use folio::pipeline::writer::{write_atomically, Format};
 
 use super::{EngineArgs, ModelArgs, PageReadingArgs};
@@ -53,8 +54,8 @@ pub struct ParseArgs {
 
 fn parse_dpi(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
-        Ok(d) if (36.0..=1200.0).contains(&d) => Ok(d),
-        _ => Err(format!("'{s}': the dpi must be a number from 36 to 1200")),
+        Ok(d) if DPI_RANGE.contains(&d) => Ok(d),
+        _ => Err(format!("'{s}': the dpi must be a number from {} to {}", DPI_RANGE.start(), DPI_RANGE.end())),
     }
 }
 

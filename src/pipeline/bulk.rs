@@ -220,7 +220,6 @@ fn render_document(
 #[derive(Default)]
 struct Progress {
     pages: Vec<Option<PageText>>,
-    sent: usize,
     ended: bool,
     error: Option<String>,
 }
@@ -248,8 +247,7 @@ fn read_rendered<'d>(
                 }
                 Ok(Rendered::Page { doc, image }) => {
                     let p = open.entry(doc).or_default();
-                    batch.push((doc, p.sent, image));
-                    p.sent += 1;
+                    batch.push((doc, p.pages.len(), image));
                     p.pages.push(None);
                 }
                 Ok(Rendered::End { doc, error }) => {

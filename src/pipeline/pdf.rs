@@ -16,6 +16,8 @@ use pdfium_render::prelude::{PdfDocument, PdfRenderConfig, Pdfium, PdfiumError, 
 pub const MAX_PAGE_PIXELS: u64 = 40_000_000;
 /// Longest side of a rendered page, in pixels.
 pub const MAX_PAGE_SIDE: u32 = 20_000;
+/// Rendering resolutions accepted, in dots per inch.
+pub const DPI_RANGE: std::ops::RangeInclusive<f32> = 36.0..=1200.0;
 
 /// Where `scripts/setup.sh` puts libpdfium: `$XDG_DATA_HOME/folio/lib` (`~/.local/share/folio/lib`).
 pub fn installed_library_dir() -> Option<PathBuf> {
@@ -31,29 +33,24 @@ fn pdfium() -> Result<&'static Pdfium> {
 
 fn bind() -> std::result::Result<Pdfium, String> {
     let mut tried = Vec::new();
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(path) = std::env::var_os("FOLIO_PDFIUM") {
-        candidates.push(PathBuf::from(path));
-    } else if let Some(dir) = installed_library_dir() {
-        candidates.push(Pdfium::pdfium_platform_library_name_at_path(&dir));
-    }
-    for path in candidates {
+    let chosen = std::env::var_os("FOLIO_PDFIUM")
+        .map(PathBuf::from)
+        .or_else(|| installed_library_dir().map(|dir| Pdfium::pdfium_platform_library_name_at_path(&dir)));
+    if let Some(path) = chosen {
         match Pdfium::bind_to_library(&path) {
             Ok(bindings) => return Ok(Pdfium::new(bindings)),
             Err(e) => tried.push(format!("{}: {e}", path.display())),
         }
     }
-    match Pdfium::bind_to_system_library() {
-        Ok(bindings) => Ok(Pdfium::new(bindings)),
-        Err(e) => {
-            tried.push(format!("system library path: {e}"));
-            Err(format!(
-                "reading PDFs needs libpdfium, which was not found ({}); run scripts/setup.sh (it \
-                 installs libpdfium from the pypdfium2 wheel) or set FOLIO_PDFIUM to the library file",
-                tried.join("; ")
-            ))
-        }
-    }
+    let bindings = Pdfium::bind_to_system_library().map_err(|e| {
+        tried.push(format!("system library path: {e}"));
+        format!(
+            "reading PDFs needs libpdfium, which was not found ({}); run scripts/setup.sh (it \
+             installs libpdfium from the pypdfium2 wheel) or set FOLIO_PDFIUM to the library file",
+            tried.join("; ")
+        )
+    })?;
+    Ok(Pdfium::new(bindings))
 }
 
 /// An open PDF whose pages render on demand.
@@ -67,8 +64,8 @@ pub struct PdfPages {
 impl PdfPages {
     /// Opens `path`; `dpi` is the rendering resolution (150 suits the shipped model).
     pub fn open(path: &Path, dpi: f32) -> Result<Self> {
-        if !(dpi.is_finite() && (36.0..=1200.0).contains(&dpi)) {
-            bail!("dpi {dpi} is out of range (36 to 1200)");
+        if !DPI_RANGE.contains(&dpi) {
+            bail!("dpi {dpi} is out of range ({} to {})", DPI_RANGE.start(), DPI_RANGE.end());
         }
         let doc = pdfium()?.load_pdf_from_file(path, None).map_err(explain)?;
         let len = doc.pages().len();

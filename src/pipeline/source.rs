@@ -87,16 +87,17 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_missing_files_are_refused_with_a_reason() {
+    fn empty_and_missing_files_are_refused_with_a_reason() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("folio-source-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir)?;
         let empty = dir.join("empty.png");
-        std::fs::write(&empty, b"").unwrap();
+        std::fs::write(&empty, b"")?;
         let e = Pages::open(&empty, 150.0).err().map(|e| format!("{e:#}"));
         assert_eq!(e.as_deref(), Some("the file is empty"));
         let e = Pages::open(&dir.join("missing.png"), 150.0).err().map(|e| format!("{e:#}"));
         assert!(e.is_some_and(|e| e.starts_with("cannot open file")));
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
     }
 
     #[test]

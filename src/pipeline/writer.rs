@@ -105,10 +105,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| {
+    if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot move {} into place", path.display())
-    })
+        return Err(e).with_context(|| format!("cannot move {} into place", path.display()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
