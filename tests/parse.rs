@@ -24,7 +24,16 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 fn parse(args: &[&Path]) -> Result<Output> {
-    let out = Command::new(env!("CARGO_BIN_EXE_folio")).arg("parse").args(args).output()?;
+    parse_with_password(args, None)
+}
+
+fn parse_with_password(args: &[&Path], password: Option<&str>) -> Result<Output> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_folio"));
+    command.arg("parse").args(args).env_remove("FOLIO_PDF_PASSWORD");
+    if let Some(password) = password {
+        command.env("FOLIO_PDF_PASSWORD", password);
+    }
+    let out = command.output()?;
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     Ok(out)
 }
@@ -116,13 +125,17 @@ fn a_bulk_run_reads_the_good_documents_lists_the_bad_and_resumes() -> Result<()>
     ensure!(String::from_utf8_lossy(&rerun.stderr).contains("2 skipped"));
     ensure!(std::fs::metadata(out.join("two-pages.md"))?.modified()? == written_at);
 
-    // Once the bad files are gone the run succeeds and the failure list goes.
-    for name in ["encrypted.pdf", "broken.pdf", "empty.png"] {
+    // Once the bad files are gone and the encrypted PDF's password is given (in the environment),
+    // the run succeeds and the failure list goes.
+    for name in ["broken.pdf", "empty.png"] {
         std::fs::remove_file(input.join(name))?;
     }
-    let clean = parse(&[&input, Path::new("--out"), &out])?;
+    let clean = parse_with_password(&[&input, Path::new("--out"), &out], Some("folio"))?;
     ensure!(clean.status.success());
     ensure!(!out.join("failures.tsv").exists());
+    let decrypted = std::fs::read_to_string(out.join("encrypted.md"))?;
+    let c = cer(&TWO_PAGES.join("\n"), &decrypted.replace("<!-- page 1 -->", "").replace("<!-- page 2 -->", ""));
+    ensure!(c <= 0.03, "the encrypted PDF read at CER {:.2}%: {decrypted:?}", 100.0 * c);
     Ok(())
 }
 
@@ -150,6 +163,7 @@ fn a_run_reports_documents_opened_pages_read_and_documents_finished() -> Result<
     let opts = BulkOptions {
         formats: vec![Format::Md],
         dpi: 150.0,
+        password: None,
         batch_pages: 1,
         overwrite: false,
         page: PageOptions::default(),

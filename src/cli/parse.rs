@@ -41,6 +41,10 @@ pub struct ParseArgs {
     /// stopped run resumes where it was).
     #[arg(long)]
     pub overwrite: bool,
+    /// Password of encrypted PDFs (tried on each encrypted PDF of the run). The environment
+    /// variable keeps it out of the process list.
+    #[arg(long, env = "FOLIO_PDF_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
     /// Most new tokens per line piece.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=32768))]
     pub max_tokens: Option<u32>,
@@ -76,6 +80,7 @@ pub fn run(args: ParseArgs) -> Result<ExitCode> {
     let opts = BulkOptions {
         formats,
         dpi: args.dpi,
+        password: args.password.clone(),
         batch_pages: args.batch_pages as usize,
         overwrite: args.overwrite,
         page: args.reading.options(args.max_tokens),

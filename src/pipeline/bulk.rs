@@ -81,6 +81,8 @@ pub struct BulkOptions {
     pub formats: Vec<Format>,
     /// PDF rendering resolution.
     pub dpi: f32,
+    /// Opens encrypted PDFs (all of the run's; PDFs without encryption ignore it).
+    pub password: Option<String>,
     /// Pages read together (also bounds the rendered pages waiting).
     pub batch_pages: usize,
     /// Parse documents whose outputs already exist.
@@ -155,9 +157,9 @@ pub fn parse_documents<'d>(
     let batch = opts.batch_pages.max(1);
     let (tx, rx) = sync_channel(batch);
     std::thread::scope(|scope| {
-        let dpi = opts.dpi;
+        let (dpi, password) = (opts.dpi, opts.password.as_deref());
         let sources: Vec<(usize, &Path)> = todo.iter().map(|&i| (i, docs[i].source.as_path())).collect();
-        scope.spawn(move || render_documents(&sources, tx, |path| open_pages(path, dpi)));
+        scope.spawn(move || render_documents(&sources, tx, |path| open_pages(path, dpi, password)));
         read_rendered(engine, docs, opts, rx, &mut summary, &mut report);
     });
     summary
@@ -166,8 +168,8 @@ pub fn parse_documents<'d>(
 /// A document's page count and its pages, rendered one at a time.
 type PageIter = (usize, Box<dyn Iterator<Item = Result<DynamicImage>>>);
 
-fn open_pages(path: &Path, dpi: f32) -> Result<PageIter> {
-    let pages = Pages::open(path, dpi)?;
+fn open_pages(path: &Path, dpi: f32, password: Option<&str>) -> Result<PageIter> {
+    let pages = Pages::open(path, dpi, password)?;
     Ok((pages.page_count(), Box::new(pages)))
 }
 

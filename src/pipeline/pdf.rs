@@ -62,12 +62,19 @@ pub struct PdfPages {
 }
 
 impl PdfPages {
-    /// Opens `path`; `dpi` is the rendering resolution (150 suits the shipped model).
-    pub fn open(path: &Path, dpi: f32) -> Result<Self> {
+    /// Opens `path`; `dpi` is the rendering resolution (150 suits the shipped model), `password`
+    /// opens an encrypted PDF (and is ignored by one that is not).
+    pub fn open(path: &Path, dpi: f32, password: Option<&str>) -> Result<Self> {
         if !DPI_RANGE.contains(&dpi) {
             bail!("dpi {dpi} is out of range ({} to {})", DPI_RANGE.start(), DPI_RANGE.end());
         }
-        let doc = pdfium()?.load_pdf_from_file(path, None).map_err(explain)?;
+        let doc = pdfium()?.load_pdf_from_file(path, password).map_err(|e| match e {
+            PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::PasswordError) => match password {
+                None => anyhow!("the PDF is encrypted: give its password with --password or FOLIO_PDF_PASSWORD"),
+                Some(_) => anyhow!("the PDF is encrypted and the password given does not open it"),
+            },
+            other => explain(other),
+        })?;
         let len = doc.pages().len();
         if len == 0 {
             bail!("the PDF has no pages");
@@ -127,9 +134,6 @@ pub fn render_scale(w: f32, h: f32, dpi: f32) -> Result<f32> {
 /// PDFium's errors in the words a user needs.
 fn explain(e: PdfiumError) -> anyhow::Error {
     match e {
-        PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::PasswordError) => {
-            anyhow!("the PDF is encrypted and needs a password (not supported)")
-        }
         PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::FormatError) => {
             anyhow!("not a readable PDF (damaged, truncated or not a PDF at all)")
         }
@@ -161,6 +165,29 @@ mod tests {
             assert!((w * s).max(h * s) <= MAX_PAGE_SIDE as f32 + 1.0);
             assert!(((w * s) as f64) * ((h * s) as f64) <= MAX_PAGE_PIXELS as f64 * 1.001);
         }
+        Ok(())
+    }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pdfs").join(name)
+    }
+
+    fn first_page(path: &Path, password: Option<&str>) -> Result<DynamicImage> {
+        PdfPages::open(path, 100.0, password)?.next().context("a first page")?
+    }
+
+    /// Needs libpdfium (scripts/setup.sh). The encrypted fixture is two-pages.pdf under the user
+    /// password "folio" (tools/fixtures/make_pdfs.py).
+    #[test]
+    fn an_encrypted_pdf_opens_with_its_password_only() -> Result<()> {
+        let encrypted = fixture("encrypted.pdf");
+        let error = |password| PdfPages::open(&encrypted, 100.0, password).err().map(|e| e.to_string());
+        assert!(error(None).is_some_and(|e| e.contains("--password")));
+        assert!(error(Some("guess")).is_some_and(|e| e.contains("does not open it")));
+        let opened = first_page(&encrypted, Some("folio"))?;
+        // A PDF without encryption ignores a password.
+        let plain = first_page(&fixture("two-pages.pdf"), Some("folio"))?;
+        assert!(opened.as_bytes() == plain.as_bytes(), "the decrypted page renders as the plain one");
         Ok(())
     }
 

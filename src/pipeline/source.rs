@@ -26,15 +26,16 @@ pub enum Pages {
 }
 
 impl Pages {
-    /// Opens `path` as a PDF (by its `%PDF` signature, so a misnamed file still works) or an image.
-    pub fn open(path: &Path, dpi: f32) -> Result<Self> {
+    /// Opens `path` as a PDF (by its `%PDF` signature, so a misnamed file still works) or an image;
+    /// `dpi` and `password` are for PDFs (see [`PdfPages::open`]).
+    pub fn open(path: &Path, dpi: f32, password: Option<&str>) -> Result<Self> {
         let mut head = [0u8; 5];
         let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).context("cannot open file")?;
         if n == 0 {
             bail!("the file is empty");
         }
         if head.starts_with(b"%PDF") || path.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdf")) {
-            return Ok(Pages::Pdf(Box::new(PdfPages::open(path, dpi)?)));
+            return Ok(Pages::Pdf(Box::new(PdfPages::open(path, dpi, password)?)));
         }
         Ok(Pages::Image(Some(path.to_path_buf())))
     }
@@ -92,9 +93,9 @@ mod tests {
         std::fs::create_dir_all(&dir)?;
         let empty = dir.join("empty.png");
         std::fs::write(&empty, b"")?;
-        let e = Pages::open(&empty, 150.0).err().map(|e| format!("{e:#}"));
+        let e = Pages::open(&empty, 150.0, None).err().map(|e| format!("{e:#}"));
         assert_eq!(e.as_deref(), Some("the file is empty"));
-        let e = Pages::open(&dir.join("missing.png"), 150.0).err().map(|e| format!("{e:#}"));
+        let e = Pages::open(&dir.join("missing.png"), 150.0, None).err().map(|e| format!("{e:#}"));
         assert!(e.is_some_and(|e| e.starts_with("cannot open file")));
         std::fs::remove_dir_all(&dir)?;
         Ok(())
@@ -103,7 +104,7 @@ mod tests {
     #[test]
     fn an_image_file_is_one_page() -> Result<()> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pages/bzip2-manual-p6.png");
-        let mut pages = Pages::open(&path, 150.0)?;
+        let mut pages = Pages::open(&path, 150.0, None)?;
         assert_eq!(pages.page_count(), 1);
         let page = pages.next().context("one page")??;
         assert!(page.width() > 1000);
