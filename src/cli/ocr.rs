@@ -19,7 +19,7 @@ use super::{EngineArgs, ModelArgs, PageReadingArgs};
 
 #[derive(Args)]
 pub struct OcrArgs {
-    /// Image files (PNG, JPEG, TIFF, BMP, WebP).
+    /// Image files (PNG, JPEG, TIFF, BMP, WebP; a multi-page TIFF's first page: `parse` reads all).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// What to read: ocr, table (OTSL), formula (LaTeX) or chart.

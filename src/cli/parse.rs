@@ -21,8 +21,8 @@ const FAILURES_FILE: &str = "failures.tsv";
 
 #[derive(Args)]
 pub struct ParseArgs {
-    /// PDFs, images (PNG, JPEG, TIFF, BMP, WebP) or directories of them (walked recursively; other
-    /// files are ignored).
+    /// PDFs, images (PNG, JPEG, TIFF with all its pages, BMP, WebP) or directories of them (walked
+    /// recursively; other files are ignored).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Output directory: DOC.md (and DOC.json) per document; a directory input keeps its tree.

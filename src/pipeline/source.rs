@@ -1,13 +1,14 @@
 //! Document sources: which files are documents, and their pages as images (a PDF's pages rendered
 //! by [`super::pdf`]; an image file is one page).
 
-use std::io::Read;
+use std::io::{BufRead, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use image::DynamicImage;
+use image::{DynamicImage, ImageReader};
 
 use super::pdf::PdfPages;
+use super::tiff::{is_tiff, TiffPages};
 
 /// File name extensions taken as documents when a directory is walked (lower case).
 pub const DOCUMENT_EXTENSIONS: &[&str] = &["pdf", "png", "jpg", "jpeg", "tif", "tiff", "bmp", "webp"];
@@ -22,11 +23,13 @@ pub fn is_document_name(path: &Path) -> bool {
 /// A document's pages, rendered or decoded one at a time.
 pub enum Pages {
     Pdf(Box<PdfPages>),
+    Tiff(TiffPages),
     Image(Option<PathBuf>),
 }
 
 impl Pages {
-    /// Opens `path` as a PDF (by its `%PDF` signature, so a misnamed file still works) or an image;
+    /// Opens `path` as a PDF or a TIFF (by signature, so a misnamed file still works; a TIFF's pages
+    /// are its images) or another image;
     /// `dpi` and `password` are for PDFs (see [`PdfPages::open`]).
     pub fn open(path: &Path, dpi: f32, password: Option<&str>) -> Result<Self> {
         let mut head = [0u8; 5];
@@ -37,12 +40,16 @@ impl Pages {
         if head.starts_with(b"%PDF") || path.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdf")) {
             return Ok(Pages::Pdf(Box::new(PdfPages::open(path, dpi, password)?)));
         }
+        if is_tiff(&head[..n]) {
+            return Ok(Pages::Tiff(TiffPages::open(path)?));
+        }
         Ok(Pages::Image(Some(path.to_path_buf())))
     }
 
     pub fn page_count(&self) -> usize {
         match self {
             Pages::Pdf(pdf) => pdf.page_count(),
+            Pages::Tiff(tiff) => tiff.page_count(),
             Pages::Image(_) => 1,
         }
     }
@@ -54,17 +61,24 @@ impl Iterator for Pages {
     fn next(&mut self) -> Option<Self::Item> {
         match self {
             Pages::Pdf(pdf) => pdf.next(),
+            Pages::Tiff(tiff) => tiff.next(),
             Pages::Image(path) => path.take().map(|p| load_image(&p)),
         }
     }
 }
 
-/// Decodes an image with limits, so a hostile file cannot ask for gigabytes.
+/// Decodes an image (the first page of a multi-page TIFF) with limits, so a hostile file cannot
+/// ask for gigabytes.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
-    let mut reader = image::ImageReader::open(path)
+    let reader = image::ImageReader::open(path)
         .context("cannot open file")?
         .with_guessed_format()
         .context("cannot read file")?;
+    decode_with_limits(reader)
+}
+
+/// Decodes what `reader` reads, within the limits of [`load_image`].
+pub fn decode_with_limits<R: BufRead + Seek>(mut reader: ImageReader<R>) -> Result<DynamicImage> {
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(20_000);
     limits.max_image_height = Some(20_000);
