@@ -245,7 +245,7 @@ fn with_context(rng: &mut Rng, lines: &[String], f: fn(&mut Rng, &[String]) -> S
 }
 
 /// `n` consecutive words of a random corpus line.
-fn words_from(rng: &mut Rng, lines: &[String], n: usize) -> String {
+pub(crate) fn words_from(rng: &mut Rng, lines: &[String], n: usize) -> String {
     let line = rng.pick(lines);
     let words: Vec<&str> = line.split(' ').collect();
     let start = rng.below(words.len());
@@ -266,7 +266,7 @@ fn ident(rng: &mut Rng, lines: &[String]) -> String {
     rng.pick(&["data", "value", "item", "node", "buf", "count", "name", "path"]).to_string()
 }
 
-fn capitalise(s: &str) -> String {
+pub(crate) fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),

@@ -5,7 +5,8 @@
 //!
 //! - Text: a real-text corpus (English documentation from Debian packages, `models/corpus/`), cut
 //!   into pieces of 1..`max_chars` characters, plus generated numbers, dates, prices, code, URLs
-//!   and e-mail addresses. One corpus line in 20 (by hash) is held-out text.
+//!   and e-mail addresses; in training, also table-of-contents entries with dot leaders
+//!   ([`toc`]). One corpus line in 20 (by hash) is held-out text.
 //! - Fonts: Debian-packaged serif / sans / mono families ([`fonts::CATALOGUE`]); the
 //!   `eval_families` (default: Latin Modern Roman) are never used by the train split.
 //! - Chinese (when `chinese` > 0): that share of the train samples are simplified-Chinese lines
@@ -31,6 +32,7 @@ pub mod fonts;
 mod inline;
 pub mod render;
 mod rng;
+mod toc;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -55,6 +57,10 @@ const INLINE_STREAM: u64 = 0x1A11_11CE;
 /// a light or heavy cut of a face, or ink spread, widens the designs the model sees.
 const STROKE_SHARE: f64 = 0.25;
 const STROKE_STREAM: u64 = 0x57_0CE;
+/// Share of Latin train lines that are table-of-contents entries with dot leaders
+/// ([`toc`]), and the salt of their stream.
+const TOC_SHARE: f64 = 0.08;
+const TOC_STREAM: u64 = 0x70C;
 
 /// Which data a sample comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -344,9 +350,10 @@ impl Generator {
         let inline_p = self.augmented(INLINE_SHARE);
         let mut stroke_rng = Rng::for_sample(self.cfg.seed ^ STROKE_STREAM, split.tag(), index);
         let stroke_p = self.augmented(STROKE_SHARE);
+        let mut toc_rng = Rng::for_sample(self.cfg.seed ^ TOC_STREAM, split.tag(), index);
         let mut last = None;
         for _ in 0..8 {
-            let (text, kind) = match script {
+            let (mut text, kind) = match script {
                 Script::Latin => corpus::sample_text(&mut rng, lines, self.cfg.max_chars),
                 // Chinese characters are about twice as wide as Latin ones: two thirds as many
                 // make a line of a similar width (40 for 60, a printed column's worth).
@@ -354,6 +361,10 @@ impl Generator {
                     (corpus::chinese_text(&mut rng, lines, (self.cfg.max_chars * 2 / 3).max(1)), Kind::Prose)
                 }
             };
+            // Training only, like the stroke weight below.
+            if split == Split::Train && script == Script::Latin && toc_rng.chance(TOC_SHARE) {
+                text = toc::entry(&mut toc_rng, lines, self.cfg.max_chars);
+            }
             let faces = self.faces_for(split, script);
             let mut style = self.sample_style(&mut rng, faces, lines, script, kind);
             if script == Script::Latin && kind == Kind::Prose && inline_rng.chance(inline_p) {
