@@ -41,8 +41,8 @@ pub struct ParseArgs {
     /// stopped run resumes where it was).
     #[arg(long)]
     pub overwrite: bool,
-    /// Password of encrypted PDFs (tried on each encrypted PDF of the run). The environment
-    /// variable keeps it out of the process list.
+    /// Password of encrypted PDFs (tried on each PDF of the run that needs one to open). The
+    /// environment variable keeps it out of the process list.
     #[arg(long, env = "FOLIO_PDF_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Most new tokens per line piece.

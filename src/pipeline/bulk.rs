@@ -81,7 +81,7 @@ pub struct BulkOptions {
     pub formats: Vec<Format>,
     /// PDF rendering resolution.
     pub dpi: f32,
-    /// Opens encrypted PDFs (all of the run's; PDFs without encryption ignore it).
+    /// Opens encrypted PDFs (those of the run that need a password to open; the others ignore it).
     pub password: Option<String>,
     /// Pages read together (also bounds the rendered pages waiting).
     pub batch_pages: usize,

@@ -68,12 +68,19 @@ impl PdfPages {
         if !DPI_RANGE.contains(&dpi) {
             bail!("dpi {dpi} is out of range ({} to {})", DPI_RANGE.start(), DPI_RANGE.end());
         }
-        let doc = pdfium()?.load_pdf_from_file(path, password).map_err(|e| match e {
-            PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::PasswordError) => match password {
-                None => anyhow!("the PDF is encrypted: give its password with --password or FOLIO_PDF_PASSWORD"),
-                Some(_) => anyhow!("the PDF is encrypted and the password given does not open it"),
-            },
-            other => explain(other),
+        let pdfium = pdfium()?;
+        let is_password_error =
+            |e: &PdfiumError| matches!(e, PdfiumError::PdfiumLibraryInternalError(PdfiumInternalError::PasswordError));
+        // PDFium tries a given password as the owner's and the user's, never as no password: a PDF
+        // that restricts only copying or printing opens without one, so that is tried too.
+        let doc = match pdfium.load_pdf_from_file(path, password) {
+            Err(e) if password.is_some() && is_password_error(&e) => pdfium.load_pdf_from_file(path, None),
+            loaded => loaded,
+        }
+        .map_err(|e| match (is_password_error(&e), password) {
+            (true, None) => anyhow!("the PDF is encrypted: give its password with --password or FOLIO_PDF_PASSWORD"),
+            (true, Some(_)) => anyhow!("the PDF is encrypted and the password given does not open it"),
+            (false, _) => explain(e),
         })?;
         let len = doc.pages().len();
         if len == 0 {
@@ -176,8 +183,8 @@ mod tests {
         PdfPages::open(path, 100.0, password)?.next().context("a first page")?
     }
 
-    /// Needs libpdfium (scripts/setup.sh). The encrypted fixture is two-pages.pdf under the user
-    /// password "folio" (tools/fixtures/make_pdfs.py).
+    /// Needs libpdfium (scripts/setup.sh). The encrypted fixtures are two-pages.pdf under the user
+    /// password "folio" and under an owner password only (tools/fixtures/make_pdfs.py).
     #[test]
     fn an_encrypted_pdf_opens_with_its_password_only() -> Result<()> {
         let encrypted = fixture("encrypted.pdf");
@@ -185,9 +192,14 @@ mod tests {
         assert!(error(None).is_some_and(|e| e.contains("--password")));
         assert!(error(Some("guess")).is_some_and(|e| e.contains("does not open it")));
         let opened = first_page(&encrypted, Some("folio"))?;
-        // A PDF without encryption ignores a password.
+        // A PDF without encryption ignores a password, and so does one encrypted with only an
+        // owner password (it restricts copying and printing, not opening).
         let plain = first_page(&fixture("two-pages.pdf"), Some("folio"))?;
         assert!(opened.as_bytes() == plain.as_bytes(), "the decrypted page renders as the plain one");
+        for password in [None, Some("folio")] {
+            let restricted = first_page(&fixture("restricted.pdf"), password)?;
+            assert!(restricted.as_bytes() == plain.as_bytes(), "restricted.pdf with {password:?}");
+        }
         Ok(())
     }
 

@@ -1,5 +1,5 @@
 //! Multi-page TIFF, the usual format of scanners and fax archives: each image file directory (IFD)
-//! is a page. The `tiff` crate walks the chain of directories (it refuses cycles); each page is then
+//! is a page, unless it is marked as a reduced-resolution copy (a thumbnail). The `tiff` crate walks the chain of directories (it refuses cycles); each page is then
 //! decoded by `image`'s TIFF decoder, with its colour conversions and limits, reading the file
 //! through [`HeaderPointsAt`], a view whose header names that page's directory as the first one.
 //! No TIFF decoding is written here.
@@ -8,8 +8,9 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use image::{DynamicImage, ImageFormat, ImageReader};
+use tiff::tags::Tag;
 
 use super::source::decode_with_limits;
 
@@ -62,13 +63,20 @@ impl TiffPages {
         file.rewind().context("cannot read file")?;
         let mut decoder = tiff::decoder::Decoder::new(BufReader::new(file)).map_err(explain)?;
         let mut pages = Vec::new();
-        loop {
+        for directory in 1.. {
             let ifd = decoder.ifd_pointer().context("not a readable TIFF (no image directory)")?;
-            pages.push(ifd.0);
+            // Bit 0 of NewSubfileType marks a reduced-resolution copy (a thumbnail) of a page.
+            let subfile = decoder.find_tag_unsigned::<u32>(Tag::NewSubfileType).map_err(explain)?;
+            if subfile.unwrap_or(0) & 1 == 0 {
+                pages.push(ifd.0);
+            }
             if !decoder.more_images() {
                 break;
             }
-            decoder.next_image().map_err(explain).with_context(|| format!("page {}", pages.len() + 1))?;
+            decoder.next_image().map_err(explain).with_context(|| format!("image {}", directory + 1))?;
+        }
+        if pages.is_empty() {
+            bail!("the TIFF holds only reduced-resolution images (thumbnails), no page");
         }
         Ok(TiffPages { path: path.to_path_buf(), header, pages, next: 0 })
     }
@@ -136,7 +144,8 @@ mod tests {
     use super::*;
     use tiff::encoder::{colortype, TiffEncoder, TiffKind};
 
-    /// Three pages: a gray gradient, an RGB page with a red square, a small gray page.
+    /// Three pages: a gray gradient, an RGB page with a red square, a small gray page; and a
+    /// thumbnail before the last.
     fn write_pages<K: TiffKind>(mut encoder: TiffEncoder<File, K>) -> Result<()> {
         let gradient: Vec<u8> = (0..40 * 30).map(|i| (i % 40 * 6) as u8).collect();
         encoder.write_image::<colortype::Gray8>(40, 30, &gradient)?;
@@ -148,6 +157,10 @@ mod tests {
             }
         }
         encoder.write_image::<colortype::RGB8>(50, 20, &rgb)?;
+        // A thumbnail of the first page, which is not a page of its own.
+        let mut thumbnail = encoder.new_image::<colortype::Gray8>(4, 3)?;
+        thumbnail.encoder().write_tag(Tag::NewSubfileType, 1u32)?;
+        thumbnail.write_data(&[0u8; 12])?;
         encoder.write_image::<colortype::Gray8>(8, 8, &[7u8; 64])?;
         Ok(())
     }
@@ -175,6 +188,10 @@ mod tests {
         write_pages(TiffEncoder::new_big(File::create(&big)?)?)?;
         check_pages(&classic)?;
         check_pages(&big)?;
+        // A document source finds TIFFs by their signature, whatever their name.
+        let misnamed = dir.join("scan.png");
+        std::fs::copy(&big, &misnamed)?;
+        assert_eq!(super::super::source::Pages::open(&misnamed, 150.0, None)?.page_count(), 3);
 
         // A file cut short is refused with a reason.
         let bytes = std::fs::read(&classic)?;

@@ -11,11 +11,15 @@ use super::rng::Rng;
 
 /// One entry of at most `max_chars` characters (a leader of at least three dots when it fits).
 pub(crate) fn entry(rng: &mut Rng, lines: &[String], max_chars: usize) -> String {
-    let page = if rng.below(10) == 0 { roman(rng.int(1, 39)) } else { rng.int(1, 420).to_string() };
+    let mut page = if rng.below(10) == 0 { roman(rng.int(1, 39)) } else { rng.int(1, 420).to_string() };
+    if max_chars < page.len() + 5 {
+        page = rng.int(1, 9).to_string(); // "... 7": the shortest entry, 5 characters
+    }
     let dots_only = rng.below(4) == 0;
     let head = if dots_only { String::new() } else { heading(rng, lines) };
-    // Leave room for at least three dots, the spaces around them and the page number.
-    let spaced = rng.chance(0.7);
+    // Leave room for at least three dots, the spaces around them and the page number; a spaced
+    // leader (". . .") needs five characters.
+    let spaced = rng.chance(0.7) && max_chars >= page.len() + 6;
     let least = if spaced { 5 } else { 3 };
     let budget = max_chars.saturating_sub(page.len() + least + 2);
     let head = truncate_chars(&head, budget);
@@ -36,6 +40,9 @@ fn heading(rng: &mut Rng, lines: &[String]) -> String {
         title = title.to_uppercase();
     }
     let (a, b, c) = (rng.int(1, 12), rng.int(1, 9), rng.int(1, 9));
+    if title.is_empty() {
+        return format!("{a}.{b}.");
+    }
     match rng.below(6) {
         0 => title,
         1 => format!("{a}. {title}"),
@@ -64,17 +71,17 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let mut spaced = 0;
-        for i in 0..400 {
+        for i in 0..900 {
             let mut rng = Rng::for_sample(7, 0, i);
-            let max = [20, 40, 60][i as usize % 3];
+            let max = [8, 9, 10, 11, 12, 16, 20, 40, 60][i as usize % 9];
             let e = entry(&mut rng, &lines, max);
-            assert!(e.chars().count() <= max, "{e:?}");
+            assert!(e.chars().count() <= max && !e.contains("  "), "{e:?}");
             let (rest, page) = e.rsplit_once(' ').expect("a page number");
-            assert!(page.chars().all(|c| c.is_ascii_digit() || "ivx".contains(c)), "{e:?}");
+            assert!(!page.is_empty() && page.chars().all(|c| c.is_ascii_digit() || "ivx".contains(c)), "{e:?}");
             assert!(rest.ends_with("..") || rest.ends_with(". ."), "{e:?}");
             spaced += rest.ends_with(". .") as usize;
         }
-        assert!((200..360).contains(&spaced), "{spaced} of 400 spaced");
+        assert!((450..800).contains(&spaced), "{spaced} of 900 spaced");
     }
 
     #[test]
