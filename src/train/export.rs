@@ -190,14 +190,31 @@ fn read_json(path: &Path) -> Result<Value> {
 /// as in stochastic weight averaging (Izmailov et al., 2018, "Averaging Weights Leads to Wider
 /// Optima and Better Generalization"). Returns the weights' size in bytes.
 pub fn ship(from: &[PathBuf], to: &Path) -> Result<u64> {
-    let (first, rest) = from.split_first().context("no checkpoint to export")?;
+    let first = from.first().context("no checkpoint to export")?;
+    let weights = mean_weights(from, |name| !name.starts_with("aux_"))?
+        .into_iter()
+        .map(|(name, t)| Ok((name, t.to_dtype(DType::F16)?)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    copy_model_files(first, to)?;
+    let mut config = read_json(&first.join("config.json"))?;
+    config["torch_dtype"] = json!("float16");
+    std::fs::write(to.join("config.json"), serde_json::to_string_pretty(&config)? + "\n")?;
+    let out = to.join("model.safetensors");
+    candle_core::safetensors::save(&weights, &out)?;
+    Ok(std::fs::metadata(&out)?.len())
+}
+
+/// The mean, in f32, of the weights named `keep` of several checkpoints of one model (same
+/// tokenizer, same tensors and shapes; refused otherwise).
+pub fn mean_weights(from: &[PathBuf], keep: impl Fn(&str) -> bool) -> Result<HashMap<String, Tensor>> {
+    let (first, rest) = from.split_first().context("no checkpoint given")?;
     let tokenizer =
         std::fs::read(first.join("tokenizer.json")).with_context(|| format!("reading {}", first.display()))?;
-    let mut sum = shippable_weights(first)?;
+    let mut sum = weights_of(first, &keep)?;
     for dir in rest {
         let same_tokenizer = std::fs::read(dir.join("tokenizer.json")).is_ok_and(|t| t == tokenizer);
         ensure!(same_tokenizer, "{} has another tokenizer than {}: not one model", dir.display(), first.display());
-        let mut other = shippable_weights(dir)?;
+        let mut other = weights_of(dir, &keep)?;
         ensure!(other.len() == sum.len(), "{} and {} hold different tensors", dir.display(), first.display());
         for (name, acc) in sum.iter_mut() {
             let t = other.remove(name).with_context(|| format!("{} lacks {name}", dir.display()))?;
@@ -213,26 +230,16 @@ pub fn ship(from: &[PathBuf], to: &Path) -> Result<u64> {
         }
     }
     let n = from.len() as f64;
-    let weights = sum
-        .into_iter()
-        .map(|(name, t)| Ok((name, (t / n)?.to_dtype(DType::F16)?)))
-        .collect::<Result<HashMap<_, _>>>()?;
-    copy_model_files(first, to)?;
-    let mut config = read_json(&first.join("config.json"))?;
-    config["torch_dtype"] = json!("float16");
-    std::fs::write(to.join("config.json"), serde_json::to_string_pretty(&config)? + "\n")?;
-    let out = to.join("model.safetensors");
-    candle_core::safetensors::save(&weights, &out)?;
-    Ok(std::fs::metadata(&out)?.len())
+    sum.into_iter().map(|(name, t)| Ok((name, (t / n)?))).collect()
 }
 
-/// A checkpoint's weights in f32, without the training-only heads (`aux_`).
-fn shippable_weights(dir: &Path) -> Result<HashMap<String, Tensor>> {
+/// A checkpoint's weights named `keep`, in f32.
+fn weights_of(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<HashMap<String, Tensor>> {
     let path = dir.join("model.safetensors");
     candle_core::safetensors::load(&path, &Device::Cpu)
         .with_context(|| format!("reading {}", path.display()))?
         .into_iter()
-        .filter(|(name, _)| !name.starts_with("aux_"))
+        .filter(|(name, _)| keep(name))
         .map(|(name, t)| Ok((name, t.to_dtype(DType::F32)?)))
         .collect()
 }

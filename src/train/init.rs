@@ -1,6 +1,6 @@
 //! A run's starting weights: a fresh initialisation, or (`--init-from`) another model's weights.
 
-use std::path::Path;
+use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -34,21 +34,19 @@ pub(super) fn initialise(map: &VarMap, seed: u64) -> Result<()> {
     Ok(())
 }
 
-/// Sets every variable that `path` holds (as f32, whatever it was stored as) and returns how many
-/// there were; the others keep their values. A stored tensor with fewer rows than the variable (an
+/// Sets every variable that `tensors` holds (as f32, whatever it was stored as) and returns how
+/// many there were; the others keep their values. A stored tensor with fewer rows than the variable (an
 /// embedding or output head before the vocabulary grew) fills the first rows and the new rows keep
 /// their values; for names starting with `blank_last` (a CTC head, whose last class is its blank)
 /// the stored last row stays last. Any other shape mismatch is an error.
-pub(super) fn load_present(map: &VarMap, path: &Path, blank_last: &str) -> Result<usize> {
-    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
-        .with_context(|| format!("reading weights from {}", path.display()))?;
+pub(super) fn load_present(map: &VarMap, tensors: &HashMap<String, Tensor>, blank_last: &str) -> Result<usize> {
     let data = map.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
     let mut kept = 0;
     for (name, var) in data.iter() {
         let Some(stored) = tensors.get(name) else { continue };
         let stored = stored.to_dtype(DType::F32)?;
         let value = grown(&stored, var.as_tensor(), name.starts_with(blank_last))?.unwrap_or(stored);
-        var.set(&value).with_context(|| format!("setting {name} from {}", path.display()))?;
+        var.set(&value).with_context(|| format!("setting {name}"))?;
         kept += 1;
     }
     Ok(kept)
@@ -82,10 +80,15 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// `--init-from`: the tensors a file holds are taken (whatever their dtype), the others keep
     /// their initial values, a grown vocabulary keeps the stored rows (a CTC head its blank last),
     /// and any other shape mismatch is an error.
+    fn load_file(map: &VarMap, path: &Path) -> Result<usize> {
+        load_present(map, &candle_core::safetensors::load(path, &Device::Cpu)?, "aux_ctc")
+    }
+
     #[test]
     fn load_present_takes_what_the_file_holds() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("folio-init-{}", std::process::id()));
@@ -96,13 +99,13 @@ mod tests {
         let b = map.get(4, "b", candle_nn::Init::Const(2.0), DType::F32, &Device::Cpu)?;
         let stored = Tensor::full(5f32, (2, 3), &Device::Cpu)?.to_dtype(DType::F16)?;
         candle_core::safetensors::save(&std::collections::HashMap::from([("a".to_string(), stored)]), &path)?;
-        assert_eq!(load_present(&map, &path, "aux_ctc")?, 1);
+        assert_eq!(load_file(&map, &path)?, 1);
         assert_eq!(a.flatten_all()?.to_vec1::<f32>()?, vec![5.0; 6]);
         assert_eq!(b.to_vec1::<f32>()?, vec![2.0; 4]);
         // Fewer rows (a vocabulary that grew): the first rows are taken, the rest keep theirs.
         let short = Tensor::full(7f32, (1, 3), &Device::Cpu)?;
         candle_core::safetensors::save(&std::collections::HashMap::from([("a".to_string(), short)]), &path)?;
-        assert_eq!(load_present(&map, &path, "aux_ctc")?, 1);
+        assert_eq!(load_file(&map, &path)?, 1);
         assert_eq!(a.to_vec2::<f32>()?, [[7.0; 3], [5.0; 3]]);
         // A CTC head's last row is its blank: it stays last, and the new token rows come before.
         let head = map.get((4, 1), "aux_ctc.proj.weight", candle_nn::Init::Const(0.0), DType::F32, &Device::Cpu)?;
@@ -116,18 +119,18 @@ mod tests {
             ]),
             &path,
         )?;
-        assert_eq!(load_present(&map, &path, "aux_ctc")?, 2);
+        assert_eq!(load_file(&map, &path)?, 2);
         assert_eq!(head.flatten_all()?.to_vec1::<f32>()?, [1.0, 2.0, 0.0, 9.0]);
         assert_eq!(bias.to_vec1::<f32>()?, [1.0, 2.0, 0.0, 9.0]);
         // Other shape changes are errors, and a 1-D tensor outside a CTC head does not grow.
         let c = map.get(3, "c", candle_nn::Init::Const(0.0), DType::F32, &Device::Cpu)?;
         let short_c = Tensor::zeros(2, DType::F32, &Device::Cpu)?;
         candle_core::safetensors::save(&std::collections::HashMap::from([("c".to_string(), short_c)]), &path)?;
-        assert!(load_present(&map, &path, "aux_ctc").is_err());
+        assert!(load_file(&map, &path).is_err());
         assert_eq!(c.dims(), [3]);
         for wrong in [Tensor::zeros(4, DType::F32, &Device::Cpu)?, Tensor::zeros((3, 3), DType::F32, &Device::Cpu)?] {
             candle_core::safetensors::save(&std::collections::HashMap::from([("a".to_string(), wrong)]), &path)?;
-            assert!(load_present(&map, &path, "aux_ctc").is_err());
+            assert!(load_file(&map, &path).is_err());
         }
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())

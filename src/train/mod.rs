@@ -82,9 +82,10 @@ pub struct TrainArgs {
     /// Start a new run from this model directory's weights and files (a run's `model/` or a
     /// shipped model) instead of random ones, with a fresh optimizer and learning-rate schedule.
     /// Weights it lacks (a shipped model has no CTC head) start from the usual initialisation.
-    /// Give a new `--seed` so the run does not see the batches the first one saw.
+    /// Given several times (checkpoints of one model), the run starts from the mean of their
+    /// weights. Give a new `--seed` so the run does not see the batches the first one saw.
     #[arg(long)]
-    pub init_from: Option<PathBuf>,
+    pub init_from: Vec<PathBuf>,
     /// Share of the training lines that are simplified Chinese (0 to 1). Above 0, the Chinese
     /// characters join the vocabulary: a new run's tokenizer, or `--init-from`'s grown.
     #[arg(long, default_value_t = 0.0)]
@@ -214,10 +215,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let charset = base.charset();
     let resuming = model_dir.join("model.safetensors").is_file() && state_dir.join("optimizer.safetensors").is_file();
     if !resuming {
-        match &args.init_from {
-            Some(from) if from.canonicalize().ok() == model_dir.canonicalize().ok() && model_dir.exists() => {
-                bail!("--init-from {} is this run's own model directory", from.display())
-            }
+        let own = |from: &PathBuf| model_dir.exists() && from.canonicalize().ok() == model_dir.canonicalize().ok();
+        if let Some(from) = args.init_from.iter().find(|f| own(f)) {
+            bail!("--init-from {} is this run's own model directory", from.display())
+        }
+        match args.init_from.first() {
             Some(from) => {
                 export::copy_model_files(from, &model_dir)?;
                 let added = export::grow_vocab(&model_dir, &charset)?;
@@ -261,13 +263,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         tracing::info!(step = opt.step, "resuming");
     } else {
         initialise(&map, args.seed)?;
-        if let Some(from) = &args.init_from {
-            let kept = load_present(&map, &from.join("model.safetensors"), CtcHead::PREFIX)?;
+        if !args.init_from.is_empty() {
+            let from = args.init_from.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + ");
+            let kept = load_present(&map, &export::mean_weights(&args.init_from, |_| true)?, CtcHead::PREFIX)?;
             let model_vars = map.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?.len();
             if kept == 0 {
-                bail!("{} holds none of this model's weights (is it a folio model directory?)", from.display());
+                bail!("{from} holds none of this model's weights (is it a folio model directory?)");
             }
-            eprintln!("initialised {kept} of {model_vars} tensors from {}", from.display());
+            let mean = if args.init_from.len() > 1 { "the mean of " } else { "" };
+            eprintln!("initialised {kept} of {model_vars} tensors from {mean}{from}");
         }
         opt = AdamW::new(&map, args.weight_decay)?;
     }
