@@ -28,9 +28,9 @@ pub enum Pages {
 }
 
 impl Pages {
-    /// Opens `path` as a PDF or a TIFF (by signature, so a misnamed file still works; a TIFF's pages
-    /// are its images) or another image;
-    /// `dpi` and `password` are for PDFs (see [`PdfPages::open`]).
+    /// Opens `path` as a PDF, a TIFF (every page) or another image (one page). PDFs and TIFFs are
+    /// known by their signature, so a misnamed file still works. `dpi` and `password` are for PDFs
+    /// (see [`PdfPages::open`]).
     pub fn open(path: &Path, dpi: f32, password: Option<&str>) -> Result<Self> {
         let mut head = [0u8; 5];
         let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).context("cannot open file")?;

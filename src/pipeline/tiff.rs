@@ -1,8 +1,9 @@
 //! Multi-page TIFF, the usual format of scanners and fax archives: each image file directory (IFD)
-//! is a page, unless it is marked as a reduced-resolution copy (a thumbnail). The `tiff` crate walks the chain of directories (it refuses cycles); each page is then
-//! decoded by `image`'s TIFF decoder, with its colour conversions and limits, reading the file
-//! through [`HeaderPointsAt`], a view whose header names that page's directory as the first one.
-//! No TIFF decoding is written here.
+//! is a page, unless it is marked as a reduced-resolution copy (a thumbnail). The `tiff` crate
+//! walks the chain of directories (it refuses cycles); each page is then decoded by `image`'s TIFF
+//! decoder, with its colour conversions and limits, reading the file through [`HeaderPointsAt`], a
+//! view whose header names that page's directory as the first one. No TIFF decoding is written
+//! here.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};

@@ -35,10 +35,10 @@ pub(super) fn initialise(map: &VarMap, seed: u64) -> Result<()> {
 }
 
 /// Sets every variable that `tensors` holds (as f32, whatever it was stored as) and returns how
-/// many there were; the others keep their values. A stored tensor with fewer rows than the variable (an
-/// embedding or output head before the vocabulary grew) fills the first rows and the new rows keep
-/// their values; for names starting with `blank_last` (a CTC head, whose last class is its blank)
-/// the stored last row stays last. Any other shape mismatch is an error.
+/// many there were; the others keep their values. A stored tensor with fewer rows than the
+/// variable (an embedding or output head before the vocabulary grew) fills the first rows and the
+/// new rows keep their values; for names starting with `blank_last` (a CTC head, whose last class
+/// is its blank) the stored last row stays last. Any other shape mismatch is an error.
 pub(super) fn load_present(map: &VarMap, tensors: &HashMap<String, Tensor>, blank_last: &str) -> Result<usize> {
     let data = map.data().lock().map_err(|_| anyhow::anyhow!("variable map poisoned"))?;
     let mut kept = 0;
@@ -82,13 +82,13 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    /// `--init-from`: the tensors a file holds are taken (whatever their dtype), the others keep
-    /// their initial values, a grown vocabulary keeps the stored rows (a CTC head its blank last),
-    /// and any other shape mismatch is an error.
     fn load_file(map: &VarMap, path: &Path) -> Result<usize> {
         load_present(map, &candle_core::safetensors::load(path, &Device::Cpu)?, "aux_ctc")
     }
 
+    /// `--init-from`: the tensors a file holds are taken (whatever their dtype), the others keep
+    /// their initial values, a grown vocabulary keeps the stored rows (a CTC head its blank last),
+    /// and any other shape mismatch is an error.
     #[test]
     fn load_present_takes_what_the_file_holds() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("folio-init-{}", std::process::id()));
