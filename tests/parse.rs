@@ -9,9 +9,10 @@ mod common;
 
 use anyhow::{ensure, Context, Result};
 use common::default_engine;
+use folio::layout::WholePage;
 use folio::pipeline::bulk::{parse_documents, plan, BulkOptions, Event};
 use folio::pipeline::metrics::{normalize_whitespace, CerTally};
-use folio::pipeline::page::PageOptions;
+use folio::pipeline::reader::ReadOptions;
 use folio::pipeline::writer::Format;
 
 const TWO_PAGES: [&str; 2] = [
@@ -91,9 +92,12 @@ fn a_bulk_run_reads_the_good_documents_lists_the_bad_and_resumes() -> Result<()>
     let pages = json["pages"].as_array().context("pages")?;
     ensure!(pages.len() == 2 && json["dpi"] == 150.0);
     for page in pages {
-        // Letter at 150 dpi, three lines each with a box inside the page.
+        // Letter at 150 dpi.
         ensure!(page["width"] == 1275 && page["height"] == 1650, "{page}");
-        let lines = page["lines"].as_array().context("lines")?;
+        // Every line of the page's text regions, each with a box inside the page.
+        let regions = page["regions"].as_array().context("regions")?;
+        let lines: Vec<&serde_json::Value> =
+            regions.iter().filter_map(|r| r["lines"].as_array()).flatten().collect();
         ensure!(lines.len() == 3, "{page}");
         for line in lines {
             let b: Vec<u64> = serde_json::from_value(line["bbox"].clone())?;
@@ -166,11 +170,11 @@ fn a_run_reports_documents_opened_pages_read_and_documents_finished() -> Result<
         password: None,
         batch_pages: 1,
         overwrite: false,
-        page: PageOptions::default(),
+        read: ReadOptions::default(),
     };
     let engine = default_engine()?;
     let mut events = Vec::new();
-    let summary = parse_documents(&engine, &docs, &opts, |e| {
+    let summary = parse_documents(&engine, &WholePage, &docs, &opts, |e| {
         events.push(match e {
             Event::Skipped(n) => format!("skipped {n}"),
             Event::Opened { pages } => format!("opened {pages}"),
@@ -188,7 +192,7 @@ fn a_run_reports_documents_opened_pages_read_and_documents_finished() -> Result<
 
     // Run again: the written document is skipped and nothing is read.
     let mut again = Vec::new();
-    let summary = parse_documents(&engine, &docs, &opts, |e| {
+    let summary = parse_documents(&engine, &WholePage, &docs, &opts, |e| {
         if let Event::Skipped(n) | Event::PagesRead(n) = e {
             again.push(*n);
         }

@@ -22,7 +22,7 @@ use folio::engine::sampling::SamplingParams;
 use folio::engine::{Engine, Request, RequestStream};
 use folio::models::paddleocr_vl::Task;
 use folio::synth::{Generator, Split, SynthConfig};
-use folio::train::normalize_line;
+use folio::train::LINE_CROP;
 
 use super::{EngineArgs, ModelArgs};
 
@@ -130,7 +130,7 @@ fn region_crop(i: usize) -> DynamicImage {
 fn text_lines(n: usize) -> Result<Vec<DynamicImage>> {
     let gen = Generator::new(SynthConfig { seed: 1, ..SynthConfig::default() })
         .context("synthetic-data generator for --crops lines (fonts: run scripts/setup.sh, or use --crops regions)")?;
-    (0..n as u64).map(|i| Ok(normalize_line(&gen.sample(Split::EvalText, i)?.image))).collect()
+    (0..n as u64).map(|i| Ok(LINE_CROP.normalize(&gen.sample(Split::EvalText, i)?.image))).collect()
 }
 
 /// Side of the largest square the checkpoint's preprocessor accepts without shrinking.

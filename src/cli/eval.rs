@@ -18,9 +18,9 @@ use serde::Serialize;
 use folio::engine::sampling::SamplingParams;
 use folio::engine::Request;
 use folio::models::paddleocr_vl::Task;
-use folio::pipeline::metrics::{char_count, levenshtein, normalize_whitespace, remove_whitespace, CerTally};
+use folio::pipeline::metrics::{char_count, levenshtein, normalize_whitespace, remove_whitespace, word_f1, CerTally};
 use folio::synth::{Generator, Split, SynthConfig};
-use folio::train::normalize_line;
+use folio::train::LINE_CROP;
 
 use super::{EngineArgs, ModelArgs};
 
@@ -144,6 +144,8 @@ fn lines(args: LinesArgs) -> Result<ExitCode> {
         .context("synthetic-data generator (fonts: run scripts/setup.sh)")?;
     let ck = args.model.load()?;
     let model_dir = ck.dir.display().to_string();
+    // A line model's own rule; a block model reads the lines as folio's models are trained on them.
+    let line_crop = ck.reading.line_crop().unwrap_or(LINE_CROP);
     let engine = args.engine.start(ck)?;
     let started = Instant::now();
     let indices: Vec<u64> = (args.start..args.start + args.count).collect();
@@ -158,7 +160,7 @@ fn lines(args: LinesArgs) -> Result<ExitCode> {
             chunk.par_iter().map(|&i| gen.sample(args.split, i).map(|s| (i, s))).collect::<Result<Vec<_>>>()?;
         for (i, s) in samples {
             let req = Request {
-                images: vec![normalize_line(&s.image)],
+                images: vec![line_crop.normalize(&s.image)],
                 instruction: Task::Ocr.prompt().to_string(),
                 sampling: sampling.clone(),
             };
@@ -264,21 +266,27 @@ fn cer(args: CerArgs) -> Result<ExitCode> {
     let edits = levenshtein(&reference, &hypothesis);
     let mut t = CerTally::default();
     t.add_counts(edits, char_count(&reference));
+    // Words are taken from the texts as read (whitespace kept), so order-free F1 sees the words.
+    let f = word_f1(&read(&args.reference)?, &read(&args.hypothesis)?);
     if args.json {
         let out = serde_json::json!({
             "cer": t.cer(),
             "edits": edits,
             "chars": t.chars,
             "hypothesis_chars": char_count(&hypothesis),
+            "word_f1": f.f1,
+            "word_precision": f.precision,
+            "word_recall": f.recall,
         });
         println!("{out}");
     } else {
         println!(
-            "CER {:.2}% ({} edits / {} reference chars; hypothesis {} chars)",
+            "CER {:.2}% ({} edits / {} reference chars; hypothesis {} chars); order-free word F1 {:.2}%",
             100.0 * t.cer(),
             edits,
             t.chars,
-            char_count(&hypothesis)
+            char_count(&hypothesis),
+            100.0 * f.f1
         );
     }
     Ok(ExitCode::SUCCESS)

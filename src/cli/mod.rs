@@ -13,10 +13,11 @@ use candle_core::{DType, Device};
 use clap::{Args, ValueEnum};
 
 use folio::engine::{Engine, EngineConfig};
+use folio::layout::{LayoutChoice, LayoutDetector};
 use folio::models::hub::resolve_model;
 use folio::models::paddleocr_vl::Checkpoint;
-use folio::pipeline::page::PageOptions;
 use folio::pipeline::pieces::MAX_LINE_WIDTH;
+use folio::pipeline::reader::ReadOptions;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Precision {
@@ -97,6 +98,29 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
     Ok(b.as_u64())
 }
 
+/// Which layout detector finds a page's regions (`ocr --page`, `parse`).
+#[derive(Args, Clone)]
+pub struct LayoutArgs {
+    /// `default`: the CDLA PP-PicoDet model that scripts/setup.sh installs (FOLIO_LAYOUT_MODEL
+    /// points to another copy); a path: another PaddleDetection PicoDet layout export (.onnx);
+    /// `none`: each page is one column of text, no detection.
+    #[arg(long = "layout", default_value = "default")]
+    pub layout: LayoutChoice,
+    /// Threads the layout model runs on (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub layout_threads: Option<u32>,
+}
+
+impl LayoutArgs {
+    pub fn load(&self) -> Result<Box<dyn LayoutDetector>> {
+        let threads = self
+            .layout_threads
+            .map(|n| n as usize)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        self.layout.load(threads)
+    }
+}
+
 /// How pages are cut into line pieces and read (`ocr --page`, `parse`).
 #[derive(Args, Clone)]
 pub struct PageReadingArgs {
@@ -112,10 +136,10 @@ pub struct PageReadingArgs {
 }
 
 impl PageReadingArgs {
-    /// Page options with these flags; `max_tokens` per piece (default 128).
-    pub fn options(&self, max_tokens: Option<u32>) -> PageOptions {
-        let defaults = PageOptions::default();
-        PageOptions {
+    /// Reading options with these flags; `max_tokens` per piece (default 128).
+    pub fn options(&self, max_tokens: Option<u32>) -> ReadOptions {
+        let defaults = ReadOptions::default();
+        ReadOptions {
             max_tokens: max_tokens.map_or(defaults.max_tokens, |n| n as usize),
             max_line_width: self.max_line_width,
             seams: !self.no_seams,

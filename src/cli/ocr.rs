@@ -1,6 +1,7 @@
 //! `folio ocr`: read images with the VLM through the engine; all images decode together and print
-//! in input order. With `--page`, each image is a single-column page read line by line
-//! ([`folio::pipeline::page`]): every line of every page decodes together.
+//! in input order. With `--page`, each image is a page: laid out into regions, each read as its
+//! class and the model call for ([`folio::pipeline::page`]), every region of every page decoding
+//! together.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,10 +13,10 @@ use clap::Args;
 use folio::engine::sampling::SamplingParams;
 use folio::engine::{Request, RequestStream};
 use folio::models::paddleocr_vl::Task;
-use folio::pipeline::page::read_pages;
+use folio::pipeline::page::{lay_out, read_pages};
 use folio::pipeline::source::load_image;
 
-use super::{EngineArgs, ModelArgs, PageReadingArgs};
+use super::{EngineArgs, LayoutArgs, ModelArgs, PageReadingArgs};
 
 #[derive(Args)]
 pub struct OcrArgs {
@@ -28,14 +29,17 @@ pub struct OcrArgs {
     /// Most new tokens per image (default 1024), or per line piece with --page (default 128).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=32768))]
     pub max_tokens: Option<u32>,
-    /// Treat each image as a single-column page: find its text lines, read each line crop (lines
-    /// wider than the model was trained on are split at a word gap) and print the lines top to
-    /// bottom.
+    /// Treat each image as a page: find its regions (--layout), read each (a line model reads the
+    /// lines of text regions, lines wider than it was trained on split at a word gap) and print the
+    /// regions' texts in reading order.
     #[arg(long)]
     pub page: bool,
-    /// With --page: print JSON (per page: size, lines with bbox [x0,y0,x1,y1], pieces and text).
+    /// With --page: print JSON (per page: size, regions with class, bbox [x0,y0,x1,y1], lines and
+    /// text).
     #[arg(long, requires = "page")]
     pub json: bool,
+    #[command(flatten)]
+    pub layout: LayoutArgs,
     #[command(flatten)]
     pub reading: PageReadingArgs,
     #[command(flatten)]
@@ -102,19 +106,20 @@ pub fn run(args: OcrArgs) -> Result<ExitCode> {
 
 fn run_pages(args: OcrArgs) -> Result<ExitCode> {
     if !matches!(args.task, Task::Ocr) {
-        anyhow::bail!("--page reads text lines: it takes only --task ocr");
+        anyhow::bail!("--page chooses the task of each region from its class: it takes no --task");
     }
+    let detector = args.layout.load()?;
     let ck = args.model.load()?;
     let engine = args.engine.start(ck)?;
     let started = Instant::now();
     let mut failed = 0;
     // Unreadable images are reported and skipped; the rest are read together.
-    let (mut paths, mut images) = (Vec::new(), Vec::new());
+    let (mut paths, mut pages) = (Vec::new(), Vec::new());
     for path in &args.images {
-        match load_image(path) {
-            Ok(img) => {
+        match load_image(path).and_then(|img| lay_out(detector.as_ref(), img)) {
+            Ok(page) => {
                 paths.push(path);
-                images.push(img);
+                pages.push(page);
             }
             Err(e) => {
                 eprintln!("error: {}: {e:#}", path.display());
@@ -123,7 +128,7 @@ fn run_pages(args: OcrArgs) -> Result<ExitCode> {
         }
     }
     let opts = args.reading.options(args.max_tokens);
-    let results = read_pages(&engine, &images, &opts);
+    let results = read_pages(&engine, pages, &opts);
     let many = args.images.len() > 1;
     let mut json = Vec::new();
     for (path, page) in paths.iter().zip(results) {

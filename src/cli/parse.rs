@@ -11,10 +11,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use folio::pipeline::bulk::{parse_documents, plan, BulkOptions, Event};
-use folio::pipeline::pdf::DPI_RANGE;
+use folio::pipeline::pdf_source::DPI_RANGE;
 use folio::pipeline::writer::{write_atomically, Format};
 
-use super::{EngineArgs, ModelArgs, PageReadingArgs};
+use super::{EngineArgs, LayoutArgs, ModelArgs, PageReadingArgs};
 
 /// The failure list a run leaves in its output directory (removed by a run without failures).
 const FAILURES_FILE: &str = "failures.tsv";
@@ -48,6 +48,8 @@ pub struct ParseArgs {
     /// Most new tokens per line piece.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=32768))]
     pub max_tokens: Option<u32>,
+    #[command(flatten)]
+    pub layout: LayoutArgs,
     #[command(flatten)]
     pub reading: PageReadingArgs,
     #[command(flatten)]
@@ -83,8 +85,9 @@ pub fn run(args: ParseArgs) -> Result<ExitCode> {
         password: args.password.clone(),
         batch_pages: args.batch_pages as usize,
         overwrite: args.overwrite,
-        page: args.reading.options(args.max_tokens),
+        read: args.reading.options(args.max_tokens),
     };
+    let detector = args.layout.load()?;
     let ck = args.model.load()?;
     let engine = args.engine.start(ck)?;
     let started = Instant::now();
@@ -94,7 +97,7 @@ pub fn run(args: ParseArgs) -> Result<ExitCode> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (mut found, mut read) = (0, 0);
-    let summary = parse_documents(&engine, &docs, &opts, |event| match event {
+    let summary = parse_documents(&engine, detector.as_ref(), &docs, &opts, |event| match event {
         Event::Skipped(n) => bar.set_length((docs.len() - n) as u64),
         Event::Opened { pages } => found += pages,
         Event::PagesRead(n) => {

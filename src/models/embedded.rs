@@ -22,7 +22,8 @@ macro_rules! model_file {
 }
 
 #[cfg(folio_embedded_model)]
-const FILES: [(&str, &[u8]); 7] = [
+const FILES: [(&str, &[u8]); 8] = [
+    model_file!("folio.json"),
     model_file!("config.json"),
     model_file!("preprocessor_config.json"),
     model_file!("tokenizer.json"),
@@ -125,7 +126,8 @@ mod tests {
         std::fs::write(dir.join("config.json"), b"{")?;
         assert!(!is_complete(&dir));
         assert_eq!(model_dir_in(&root)?, dir);
-        assert_eq!(std::fs::read(dir.join("config.json"))?, FILES[0].1);
+        let config = FILES.iter().find(|(name, _)| *name == "config.json").map(|f| f.1);
+        assert_eq!(Some(std::fs::read(dir.join("config.json"))?.as_slice()), config);
         std::fs::remove_dir_all(&root)?;
         Ok(())
     }

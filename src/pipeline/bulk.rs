@@ -15,13 +15,15 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use image::DynamicImage;
 
-use super::page::{read_pages, PageOptions, PageText};
+use super::page::{lay_out, read_pages, LaidOutPage, ParsedPage};
+use super::reader::ReadOptions;
 use super::source::{is_document_name, Pages};
 use super::writer::{output_path, write_document, Format, ReadDocument};
 use crate::engine::Engine;
+use crate::layout::LayoutDetector;
 
 /// One document of a run and where its outputs go (`stem` + `.md`, `.json`).
 #[derive(Clone, Debug, PartialEq)]
@@ -87,7 +89,7 @@ pub struct BulkOptions {
     pub batch_pages: usize,
     /// Parse documents whose outputs already exist.
     pub overwrite: bool,
-    pub page: PageOptions,
+    pub read: ReadOptions,
 }
 
 /// What a run reports as it goes.
@@ -133,7 +135,7 @@ enum Rendered {
     },
     Page {
         doc: usize,
-        image: DynamicImage,
+        page: Box<LaidOutPage>,
     },
     /// The document stops here: it ended, or failed with this error.
     End {
@@ -142,10 +144,11 @@ enum Rendered {
     },
 }
 
-/// Parses `docs` through `engine`; `report` hears of documents opened, pages read and documents
-/// finished.
+/// Parses `docs` through `engine`, pages laid out by `detector` on the renderer thread (so layout
+/// overlaps reading); `report` hears of documents opened, pages read and documents finished.
 pub fn parse_documents<'d>(
     engine: &Engine,
+    detector: &dyn LayoutDetector,
     docs: &'d [Document],
     opts: &BulkOptions,
     mut report: impl FnMut(&Event<'d>),
@@ -159,7 +162,7 @@ pub fn parse_documents<'d>(
     std::thread::scope(|scope| {
         let (dpi, password) = (opts.dpi, opts.password.as_deref());
         let sources: Vec<(usize, &Path)> = todo.iter().map(|&i| (i, docs[i].source.as_path())).collect();
-        scope.spawn(move || render_documents(&sources, tx, |path| open_pages(path, dpi, password)));
+        scope.spawn(move || render_documents(&sources, tx, |path| open_pages(path, dpi, password), detector));
         read_rendered(engine, docs, opts, rx, &mut summary, &mut report);
     });
     summary
@@ -176,9 +179,14 @@ fn open_pages(path: &Path, dpi: f32, password: Option<&str>) -> Result<PageIter>
 /// The renderer thread: opens each document and sends its pages; stops when the reader is gone.
 /// A panic while rendering one document (a decoder's bug met by a hostile file) fails that
 /// document only.
-fn render_documents(sources: &[(usize, &Path)], tx: SyncSender<Rendered>, open: impl Fn(&Path) -> Result<PageIter>) {
+fn render_documents(
+    sources: &[(usize, &Path)],
+    tx: SyncSender<Rendered>,
+    open: impl Fn(&Path) -> Result<PageIter>,
+    detector: &dyn LayoutDetector,
+) {
     for &(doc, path) in sources {
-        let rendered = std::panic::catch_unwind(AssertUnwindSafe(|| render_document(doc, path, &open, &tx)));
+        let rendered = std::panic::catch_unwind(AssertUnwindSafe(|| render_document(doc, path, &open, detector, &tx)));
         let end = match rendered {
             Ok(Some(error)) => error,
             Ok(None) => return, // the reader is gone
@@ -202,6 +210,7 @@ fn render_document(
     doc: usize,
     path: &Path,
     open: &impl Fn(&Path) -> Result<PageIter>,
+    detector: &dyn LayoutDetector,
     tx: &SyncSender<Rendered>,
 ) -> Option<Option<String>> {
     let (count, pages) = match open(path) {
@@ -209,10 +218,10 @@ fn render_document(
         Err(e) => return Some(Some(format!("{e:#}"))),
     };
     tx.send(Rendered::Opened { doc, pages: count }).ok()?;
-    for page in pages {
-        match page {
-            Ok(image) => tx.send(Rendered::Page { doc, image }).ok()?,
-            Err(e) => return Some(Some(format!("{e:#}"))),
+    for (index, page) in pages.enumerate() {
+        match page.and_then(|image| lay_out(detector, image).context("layout")) {
+            Ok(page) => tx.send(Rendered::Page { doc, page: Box::new(page) }).ok()?,
+            Err(e) => return Some(Some(format!("page {}: {e:#}", index + 1))),
         }
     }
     Some(None)
@@ -221,7 +230,7 @@ fn render_document(
 /// A document being read: its pages so far and whether the renderer is done with it.
 #[derive(Default)]
 struct Progress {
-    pages: Vec<Option<PageText>>,
+    pages: Vec<Option<ParsedPage>>,
     ended: bool,
     error: Option<String>,
 }
@@ -236,7 +245,7 @@ fn read_rendered<'d>(
 ) {
     let batch_size = opts.batch_pages.max(1);
     let mut open: HashMap<usize, Progress> = HashMap::new();
-    let mut batch: Vec<(usize, usize, DynamicImage)> = Vec::with_capacity(batch_size);
+    let mut batch: Vec<(usize, usize, LaidOutPage)> = Vec::with_capacity(batch_size);
     let mut finished_input = false;
     while !finished_input || !batch.is_empty() {
         // Gather a batch; a document that ends with nothing in flight is settled at once.
@@ -247,9 +256,9 @@ fn read_rendered<'d>(
                     open.entry(doc).or_default();
                     report(&Event::Opened { pages });
                 }
-                Ok(Rendered::Page { doc, image }) => {
+                Ok(Rendered::Page { doc, page }) => {
                     let p = open.entry(doc).or_default();
-                    batch.push((doc, p.pages.len(), image));
+                    batch.push((doc, p.pages.len(), *page));
                     p.pages.push(None);
                 }
                 Ok(Rendered::End { doc, error }) => {
@@ -264,11 +273,10 @@ fn read_rendered<'d>(
         if batch.is_empty() {
             continue;
         }
-        let (read, images): (Vec<(usize, usize)>, Vec<DynamicImage>) =
-            batch.drain(..).map(|(doc, index, image)| ((doc, index), image)).unzip();
-        let texts = read_pages(engine, &images, &opts.page);
-        report(&Event::PagesRead(images.len()));
-        drop(images);
+        let (read, pages): (Vec<(usize, usize)>, Vec<LaidOutPage>) =
+            batch.drain(..).map(|(doc, index, page)| ((doc, index), page)).unzip();
+        let texts = read_pages(engine, pages, &opts.read);
+        report(&Event::PagesRead(read.len()));
         for (&(doc, index), text) in read.iter().zip(texts) {
             if let Some(p) = open.get_mut(&doc) {
                 if p.error.is_none() && !text.errors.is_empty() {
@@ -297,21 +305,22 @@ fn settle_if_complete<'d>(
         return;
     }
     let Some(p) = open.remove(&doc) else { return };
-    let pages: Vec<PageText> = p.pages.into_iter().flatten().collect();
+    let pages: Vec<ParsedPage> = p.pages.into_iter().flatten().collect();
+    let count = pages.len();
     let d = &docs[doc];
     let result = match p.error {
         Some(e) => Err(e),
         None => {
-            let read = ReadDocument { source: &d.source, dpi: opts.dpi, pages: &pages };
-            write_document(&read, &d.stem, &opts.formats).map_err(|e| format!("{e:#}"))
+            let mut read = ReadDocument { source: &d.source, dpi: opts.dpi, pages };
+            write_document(&mut read, &d.stem, &opts.formats).map_err(|e| format!("{e:#}"))
         }
     };
     match &result {
         Ok(_) => summary.written += 1,
         Err(e) => summary.failed.push((d.source.clone(), e.clone())),
     }
-    summary.pages += pages.len();
-    report(&Event::Finished(Outcome { doc: d, pages: pages.len(), result }));
+    summary.pages += count;
+    report(&Event::Finished(Outcome { doc: d, pages: count, result }));
 }
 
 #[cfg(test)]
@@ -346,13 +355,14 @@ mod tests {
     fn a_panic_while_rendering_fails_that_document_only() {
         let (tx, rx) = sync_channel(8);
         let sources = [(0, Path::new("hostile.png")), (1, Path::new("fine.png"))];
-        render_documents(&sources, tx, |path| {
+        let open = |path: &Path| -> Result<PageIter> {
             if path == Path::new("hostile.png") {
                 panic!("decoder bug");
             }
             let page = DynamicImage::new_rgb8(4, 4);
             Ok((1, Box::new(std::iter::once(Ok(page)))))
-        });
+        };
+        render_documents(&sources, tx, open, &crate::layout::WholePage);
         let got: Vec<String> = rx
             .iter()
             .map(|m| match m {

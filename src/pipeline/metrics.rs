@@ -1,4 +1,5 @@
-//! Accuracy arithmetic: edit distance over Unicode characters and character error rate (CER).
+//! Accuracy arithmetic: edit distance over Unicode characters, character error rate (CER), and an
+//! order-free word F1 that tells reading-order errors apart from reading errors.
 //!
 //! CER = total edit distance / total reference characters, summed over lines (or pages) — not the
 //! mean of per-line rates, so long lines weigh what their characters weigh.
@@ -96,6 +97,61 @@ impl CerTally {
     }
 }
 
+/// Order-free agreement of two texts: the F1 of their multisets of words (a CJK character counts
+/// as a word; see [`words`]). Reading-order mistakes leave it alone; misread words lower it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct WordF1 {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+/// Words of `s` for [`word_f1`]: whitespace-separated runs, each CJK character its own word
+/// (Chinese puts no spaces between words), punctuation kept with its word.
+pub fn words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for token in s.split_whitespace() {
+        let mut run = String::new();
+        for c in token.chars() {
+            if crate::pipeline::script::is_cjk(c) {
+                if !run.is_empty() {
+                    out.push(std::mem::take(&mut run));
+                }
+                out.push(c.to_string());
+            } else {
+                run.push(c);
+            }
+        }
+        if !run.is_empty() {
+            out.push(run);
+        }
+    }
+    out
+}
+
+/// [`WordF1`] of `hypothesis` against `reference`. Two empty texts agree fully.
+pub fn word_f1(reference: &str, hypothesis: &str) -> WordF1 {
+    let (r, h) = (words(reference), words(hypothesis));
+    if r.is_empty() && h.is_empty() {
+        return WordF1 { precision: 1.0, recall: 1.0, f1: 1.0 };
+    }
+    let mut counts: std::collections::HashMap<&str, isize> = std::collections::HashMap::new();
+    for w in &r {
+        *counts.entry(w).or_default() += 1;
+    }
+    let mut matched = 0usize;
+    for w in &h {
+        if let Some(n) = counts.get_mut(w.as_str()).filter(|n| **n > 0) {
+            *n -= 1;
+            matched += 1;
+        }
+    }
+    let precision = matched as f64 / h.len().max(1) as f64;
+    let recall = matched as f64 / r.len().max(1) as f64;
+    let f1 = if matched == 0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+    WordF1 { precision, recall, f1 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +191,18 @@ mod tests {
         assert_eq!((t.edits, t.chars, t.items, t.exact), (2, 6, 2, 1));
         assert!((t.cer() - 2.0 / 6.0).abs() < 1e-12);
         assert!((t.exact_rate() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn word_f1_ignores_order_and_counts_repeats_once_each() {
+        let f = word_f1("the left column the right column", "the right column the left column");
+        assert_eq!(f.f1, 1.0);
+        let f = word_f1("a b c d", "a b x");
+        assert!((f.precision - 2.0 / 3.0).abs() < 1e-12 && (f.recall - 0.5).abs() < 1e-12);
+        assert_eq!(word_f1("a a", "a a a").recall, 1.0);
+        assert!((word_f1("a a", "a a a").precision - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(words("用 Debian 打包。ok"), ["用", "Debian", "打", "包", "。", "ok"]);
+        assert_eq!(word_f1("", "").f1, 1.0);
+        assert_eq!(word_f1("word", "").f1, 0.0);
     }
 }

@@ -4,11 +4,10 @@
 use image::GrayImage;
 use serde::Serialize;
 
-use super::lines::otsu_threshold;
-use super::rules::runs;
-use crate::train::LINE_HEIGHT;
+use crate::layout::lines::otsu_threshold;
+use crate::layout::rules::runs;
 
-/// Widest line crop, in pixels at [`LINE_HEIGHT`], sent to the model in one piece; wider lines
+/// Widest line crop, in pixels at the model's line height (48 px for folio-ocr-small), sent to the model in one piece; wider lines
 /// are split at word gaps ([`LineProfile::split`]). The model was trained on lines of up to 60
 /// characters (about 1500 px), but its small decoder loses its place towards the end of long
 /// pieces on real pages. Page CER on three tuning pages of Debian PDFs at 150 dpi (not the
@@ -50,7 +49,7 @@ impl LineProfile {
     }
 
     /// Splits the line crop into pieces no wider than `max_width` pixels once scaled to
-    /// [`LINE_HEIGHT`] (but see `UNCUT_SLACK`).
+    /// `line_height` (but see `UNCUT_SLACK`).
     ///
     /// Cuts go through the widest whitespace gap near the middle of the crop (vertical projection
     /// of the binarised crop; a gap's centre must lie in the middle half), recursively until every
@@ -61,12 +60,12 @@ impl LineProfile {
     /// descenders. Pieces come back left to right, without overlap. A crop that fits comes back
     /// whole; when it is cut, each piece's blank margins are trimmed to a line's usual padding (so
     /// pieces need not touch) and blank pieces are dropped.
-    pub fn split(&self, max_width: u32) -> Vec<Piece> {
+    pub fn split(&self, max_width: u32, line_height: u32) -> Vec<Piece> {
         let (w, h) = (self.cols.len() as u32, self.height);
         if w == 0 || h == 0 {
             return Vec::new();
         }
-        let max_px = ((max_width.max(1) as u64 * h as u64) / LINE_HEIGHT as u64).max(1) as u32;
+        let max_px = ((max_width.max(1) as u64 * h as u64) / line_height.max(1) as u64).max(1) as u32;
         if w <= max_px {
             return vec![Piece { x0: 0, x1: w, space_before: false }];
         }
@@ -256,8 +255,10 @@ mod tests {
     use super::*;
     use image::Luma;
 
+    const LINE_HEIGHT: u32 = 48;
+
     fn split_wide_line(crop: &GrayImage, max_width: u32) -> Vec<Piece> {
-        LineProfile::of(crop).split(max_width)
+        LineProfile::of(crop).split(max_width, LINE_HEIGHT)
     }
 
     /// A line crop: white, with black "words" at the given column ranges over the central rows.

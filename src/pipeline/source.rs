@@ -1,5 +1,5 @@
 //! Document sources: which files are documents, and their pages as images (a PDF's pages rendered
-//! by [`super::pdf`]; an image file is one page).
+//! by [`super::pdf_source`]; an image file is one page).
 
 use std::io::{BufRead, Read, Seek};
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use image::{DynamicImage, ImageReader};
 
-use super::pdf::PdfPages;
+use super::pdf_source::PdfPages;
 use super::tiff::{is_tiff, TiffPages};
 
 /// File name extensions taken as documents when a directory is walked (lower case).

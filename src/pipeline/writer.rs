@@ -7,15 +7,18 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use serde::Serialize;
 
-use super::page::PageText;
+use super::page::{ParsedPage, ParsedRegion};
+use crate::layout::RegionClass;
 
 /// An output format of `folio parse`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// Markdown: each page's text, pages marked by `<!-- page N -->` comments.
+    /// Markdown: each page's regions in reading order (headings, paragraphs, tables, formulas,
+    /// linked pictures), pages marked by `<!-- page N -->` comments.
     Md,
-    /// JSON: per page its size and lines with boxes (pixels at the rendering dpi) and texts.
+    /// JSON: per page its size and regions (class, box, reading index, score, text, lines with
+    /// boxes in pixels at the rendering dpi, the model's task).
     Json,
 }
 
@@ -32,10 +35,35 @@ impl Format {
 pub struct ReadDocument<'a> {
     pub source: &'a Path,
     pub dpi: f32,
-    pub pages: &'a [PageText],
+    pub pages: Vec<ParsedPage>,
 }
 
-/// The Markdown of a document. Until layout detection exists, a page is its lines of text.
+/// The Markdown of one region; empty for page furniture and for regions with nothing to show.
+fn region_markdown(r: &ParsedRegion) -> String {
+    if r.class.is_furniture() {
+        return String::new();
+    }
+    if let Some(image) = &r.image {
+        let alt = format!("{:?}", r.class).to_lowercase();
+        return format!("![{alt}]({})", image.replace(' ', "%20"));
+    }
+    let text = r.text.trim();
+    if text.is_empty() {
+        return String::new();
+    }
+    match (r.class, r.read_as) {
+        (RegionClass::DocTitle, _) => format!("# {}", text.replace('\n', " ")),
+        (RegionClass::Title, _) => format!("## {}", text.replace('\n', " ")),
+        (RegionClass::Code, _) => format!("```\n{text}\n```"),
+        (RegionClass::Formula, "formula") => format!("$$\n{text}\n$$"),
+        _ => text.to_string(),
+    }
+}
+
+/// The Markdown of a document: per page its regions in reading order, blocks apart by a blank line
+/// (titles as headings, tables as pipe tables or HTML, formulas as `$$…$$`, pictures linked);
+/// headers, footers and page numbers are left out. Pages of a longer document are marked by
+/// `<!-- page N -->` comments.
 pub fn markdown(doc: &ReadDocument) -> String {
     let mut out = String::new();
     for (i, page) in doc.pages.iter().enumerate() {
@@ -45,9 +73,12 @@ pub fn markdown(doc: &ReadDocument) -> String {
             }
             out.push_str(&format!("<!-- page {} -->\n\n", i + 1));
         }
-        let text = page.text();
-        if !text.is_empty() {
-            out.push_str(&text);
+        let blocks: Vec<String> = page.regions.iter().map(region_markdown).filter(|b| !b.is_empty()).collect();
+        for (k, b) in blocks.iter().enumerate() {
+            if k > 0 {
+                out.push('\n');
+            }
+            out.push_str(b.trim_end());
             out.push('\n');
         }
     }
@@ -58,19 +89,51 @@ pub fn markdown(doc: &ReadDocument) -> String {
 struct JsonPage<'a> {
     page: usize,
     #[serde(flatten)]
-    text: &'a PageText,
+    parsed: &'a ParsedPage,
 }
 
-/// The JSON of a document: `{source, dpi, pages: [{page, width, height, lines: [{bbox, pieces,
-/// text}]}]}`.
+/// The JSON of a document: `{source, dpi, pages: [{page, width, height, layout, regions: [{index,
+/// class, label, bbox, score, caption_of, read_as, text, lines: [{bbox, pieces, text}], table,
+/// image, note}]}]}`; boxes are `[x0, y0, x1, y1]` in pixels of the page as read.
 pub fn json(doc: &ReadDocument) -> Result<String> {
-    let pages: Vec<JsonPage> = doc.pages.iter().enumerate().map(|(i, text)| JsonPage { page: i + 1, text }).collect();
+    let pages: Vec<JsonPage> =
+        doc.pages.iter().enumerate().map(|(i, parsed)| JsonPage { page: i + 1, parsed }).collect();
     let value = serde_json::json!({
         "source": doc.source.display().to_string(),
         "dpi": doc.dpi,
         "pages": pages,
     });
     Ok(serde_json::to_string_pretty(&value)? + "\n")
+}
+
+/// Where a document's pictures go: `stem` + `_images/`.
+pub fn images_dir(stem: &Path) -> PathBuf {
+    let mut name = stem.as_os_str().to_owned();
+    name.push("_images");
+    PathBuf::from(name)
+}
+
+/// Saves every region's picture into [`images_dir`] (`page-P-region-R-CLASS.png`) and records the
+/// file, relative to the Markdown, in the region.
+fn save_pictures(doc: &mut ReadDocument, stem: &Path) -> Result<Vec<PathBuf>> {
+    let dir = images_dir(stem);
+    let rel_dir = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut written = Vec::new();
+    for (p, page) in doc.pages.iter_mut().enumerate() {
+        for r in &mut page.regions {
+            let Some(crop) = r.crop.take() else { continue };
+            let class = format!("{:?}", r.class).to_lowercase();
+            let name = format!("page-{}-region-{}-{class}.png", p + 1, r.index + 1);
+            let mut png = Vec::new();
+            crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .with_context(|| format!("encoding {name}"))?;
+            let path = dir.join(&name);
+            write_atomically(&path, &png)?;
+            r.image = Some(format!("{rel_dir}/{name}"));
+            written.push(path);
+        }
+    }
+    Ok(written)
 }
 
 /// `stem` with `format`'s extension: `out/report` → `out/report.md`.
@@ -81,9 +144,10 @@ pub fn output_path(stem: &Path, format: Format) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes `doc` in every format next to `stem`; returns the files written.
-pub fn write_document(doc: &ReadDocument, stem: &Path, formats: &[Format]) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::with_capacity(formats.len());
+/// Writes `doc` in every format next to `stem`, pictures first (so a Markdown file that exists
+/// has its pictures); returns the files written.
+pub fn write_document(doc: &mut ReadDocument, stem: &Path, formats: &[Format]) -> Result<Vec<PathBuf>> {
+    let mut written = save_pictures(doc, stem)?;
     for &format in formats {
         let contents = match format {
             Format::Md => markdown(doc),
@@ -115,42 +179,105 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::lines::LineBox;
-    use crate::pipeline::page::PageLine;
+    use crate::layout::lines::LineBox;
+    use crate::layout::BBox;
+    use crate::pipeline::reader::PageLine;
+    use crate::pipeline::table::Table;
 
-    fn page(lines: &[&str]) -> PageText {
-        let lines = lines
-            .iter()
-            .enumerate()
-            .map(|(i, t)| PageLine {
-                bbox: LineBox { x0: 10, y0: 20 * i as u32, x1: 300, y1: 20 * i as u32 + 16 },
+    fn region(index: usize, class: RegionClass, text: &str) -> ParsedRegion {
+        let y = 40.0 * index as f32;
+        ParsedRegion {
+            index,
+            class,
+            label: format!("{class:?}").to_lowercase(),
+            bbox: BBox::new(10.0, y, 300.0, y + 30.0),
+            score: 0.9,
+            caption_of: None,
+            read_as: "lines",
+            text: text.to_string(),
+            lines: vec![PageLine {
+                bbox: LineBox { x0: 10, y0: y as u32, x1: 300, y1: y as u32 + 16 },
                 pieces: Vec::new(),
-                text: t.to_string(),
-            })
-            .collect();
-        PageText { width: 1275, height: 1650, lines, errors: Vec::new() }
+                text: text.to_string(),
+            }],
+            table: None,
+            image: None,
+            note: None,
+            crop: None,
+        }
+    }
+
+    fn page(regions: Vec<ParsedRegion>) -> ParsedPage {
+        ParsedPage { width: 1275, height: 1650, layout: "test".into(), regions, errors: Vec::new() }
     }
 
     #[test]
-    fn one_page_is_its_lines_and_pages_are_marked() {
-        let one = [page(&["Title", "", "body text"])];
-        let doc = ReadDocument { source: Path::new("a.png"), dpi: 150.0, pages: &one };
-        assert_eq!(markdown(&doc), "Title\nbody text\n");
-        let two = [page(&["first"]), page(&[]), page(&["third"])];
-        let doc = ReadDocument { source: Path::new("a.pdf"), dpi: 150.0, pages: &two };
+    fn markdown_has_headings_tables_and_no_furniture() {
+        let mut table = region(3, RegionClass::Table, "");
+        let t = Table::from_otsl("<fcel>a<fcel>b<nl><fcel>1<fcel>2<nl>");
+        table.text = t.render();
+        table.table = Some(t);
+        let mut formula = region(4, RegionClass::Formula, "E = mc^2");
+        formula.read_as = "formula";
+        let pages = vec![page(vec![
+            region(0, RegionClass::Header, "Journal of Things"),
+            region(1, RegionClass::DocTitle, "A Title"),
+            region(2, RegionClass::Text, "first line\nsecond line"),
+            table,
+            formula,
+            region(5, RegionClass::PageNumber, "7"),
+        ])];
+        let doc = ReadDocument { source: Path::new("a.png"), dpi: 150.0, pages };
+        assert_eq!(
+            markdown(&doc),
+            "# A Title\n\nfirst line\nsecond line\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n$$\nE = mc^2\n$$\n"
+        );
+    }
+
+    #[test]
+    fn pages_are_marked() {
+        let pages = vec![
+            page(vec![region(0, RegionClass::Text, "first")]),
+            page(vec![]),
+            page(vec![region(0, RegionClass::Text, "third")]),
+        ];
+        let doc = ReadDocument { source: Path::new("a.pdf"), dpi: 150.0, pages };
         assert_eq!(markdown(&doc), "<!-- page 1 -->\n\nfirst\n\n<!-- page 2 -->\n\n\n<!-- page 3 -->\n\nthird\n");
     }
 
     #[test]
-    fn json_numbers_pages_and_keeps_boxes() -> Result<()> {
-        let pages = [page(&["a", "b"])];
-        let doc = ReadDocument { source: Path::new("in/a.png"), dpi: 150.0, pages: &pages };
+    fn json_keeps_regions_in_order_with_boxes_and_lines() -> Result<()> {
+        let pages = vec![page(vec![region(0, RegionClass::Title, "a"), region(1, RegionClass::Footer, "b")])];
+        let doc = ReadDocument { source: Path::new("in/a.png"), dpi: 150.0, pages };
         let v: serde_json::Value = serde_json::from_str(&json(&doc)?)?;
         assert_eq!(v["source"], "in/a.png");
         assert_eq!(v["pages"][0]["page"], 1);
         assert_eq!(v["pages"][0]["width"], 1275);
-        assert_eq!(v["pages"][0]["lines"][1]["bbox"], serde_json::json!([10, 20, 300, 36]));
-        assert_eq!(v["pages"][0]["lines"][1]["text"], "b");
+        let footer = &v["pages"][0]["regions"][1];
+        assert_eq!(footer["class"], "footer");
+        assert_eq!(footer["index"], 1);
+        assert_eq!(footer["text"], "b", "furniture stays in the JSON");
+        assert_eq!(footer["bbox"], serde_json::json!([10.0, 40.0, 300.0, 70.0]));
+        assert_eq!(footer["lines"][0]["bbox"], serde_json::json!([10, 40, 300, 56]));
+        assert_eq!(footer["read_as"], "lines");
+        Ok(())
+    }
+
+    #[test]
+    fn pictures_are_saved_and_linked() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("folio-writer-pictures-{}", std::process::id()));
+        let mut figure = region(0, RegionClass::Figure, "");
+        figure.crop = Some(image::RgbImage::from_pixel(20, 10, image::Rgb([200, 30, 30])));
+        let mut doc = ReadDocument { source: Path::new("r.pdf"), dpi: 150.0, pages: vec![page(vec![figure])] };
+        let written = write_document(&mut doc, &dir.join("r"), &[Format::Md, Format::Json])?;
+        let png = dir.join("r_images/page-1-region-1-figure.png");
+        assert_eq!(written, vec![png.clone(), dir.join("r.md"), dir.join("r.json")]);
+        let saved = image::open(&png)?;
+        assert_eq!((saved.width(), saved.height()), (20, 10));
+        assert_eq!(std::fs::read_to_string(dir.join("r.md"))?, "![figure](r_images/page-1-region-1-figure.png)\n");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("r.json"))?)?;
+        assert_eq!(v["pages"][0]["regions"][0]["image"], "r_images/page-1-region-1-figure.png");
+        std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
 
@@ -158,11 +285,11 @@ mod tests {
     fn outputs_replace_old_ones_whole() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("folio-writer-{}", std::process::id()));
         let stem = dir.join("sub").join("report.v2");
-        let pages = [page(&["new text"])];
-        let doc = ReadDocument { source: Path::new("report.v2.pdf"), dpi: 150.0, pages: &pages };
+        let pages = vec![page(vec![region(0, RegionClass::Text, "new text")])];
+        let mut doc = ReadDocument { source: Path::new("report.v2.pdf"), dpi: 150.0, pages };
         std::fs::create_dir_all(dir.join("sub"))?;
         std::fs::write(dir.join("sub/report.v2.md"), "old text that is longer\n")?;
-        let written = write_document(&doc, &stem, &[Format::Md, Format::Json])?;
+        let written = write_document(&mut doc, &stem, &[Format::Md, Format::Json])?;
         assert_eq!(written, vec![dir.join("sub/report.v2.md"), dir.join("sub/report.v2.json")]);
         assert_eq!(std::fs::read_to_string(&written[0])?, "new text\n");
         let leftovers = std::fs::read_dir(dir.join("sub"))?.count();

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
 use super::tokenizer::{self, special_id};
+use crate::models::paddleocr_vl::{reading, ReadingSpec};
 
 /// Widths and depths of a model of the PaddleOCR-VL architecture.
 #[derive(Debug, Clone, Copy)]
@@ -129,11 +130,13 @@ pub fn write_model_files(dir: &Path, chars: &BTreeSet<char>, dims: Dims) -> Resu
         &json!({"bos_token_id": special_id(tokenizer::BOS), "eos_token_id": special_id(tokenizer::EOS), "pad_token_id": special_id(tokenizer::PAD)}),
     )?;
     std::fs::write(dir.join("chat_template.jinja"), CHAT_TEMPLATE)?;
+    std::fs::write(dir.join(reading::FILE), ReadingSpec::lines(super::LINE_CROP.height).to_json())?;
     Ok(())
 }
 
 /// The files besides the weights that a shipped model directory holds.
-const SHIPPED: [&str; 6] = [
+const SHIPPED: [&str; 7] = [
+    reading::FILE,
     "config.json",
     "preprocessor_config.json",
     "tokenizer.json",

@@ -21,11 +21,10 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use clap::Args;
-use image::{imageops::FilterType, DynamicImage, RgbImage};
 use serde_json::json;
 
 use crate::models::paddleocr_vl::{
-    Config, ImageProcessor, PaddleOcrVl, PreparedImage, PreprocessorConfig, PromptBuilder, Task,
+    Config, ImageProcessor, LineCrop, PaddleOcrVl, PreparedImage, PreprocessorConfig, PromptBuilder, Task,
 };
 use crate::synth::{Generator, Split, SynthConfig};
 use adamw::AdamW;
@@ -37,15 +36,9 @@ use step::{blank_image_loss, train_step, CtcHead};
 /// shard, 1.75 with 2, 1.65 with 3, 1.64 with 4.
 const DEFAULT_MAX_JOBS: usize = 8;
 
-/// Line crops are scaled to this height before preprocessing, in training and in `ocr --page`.
-pub const LINE_HEIGHT: u32 = 48;
-
-/// Scales a text-line crop to [`LINE_HEIGHT`], keeping its aspect ratio.
-pub fn normalize_line(img: &RgbImage) -> DynamicImage {
-    let (w, h) = img.dimensions();
-    let w2 = ((w as f64 * LINE_HEIGHT as f64 / h.max(1) as f64).round() as u32).clamp(1, 4000);
-    DynamicImage::ImageRgb8(image::imageops::resize(img, w2, LINE_HEIGHT, FilterType::Triangle))
-}
+/// The line crops folio's models are trained on: 48 px high. A trained checkpoint declares it in
+/// its `folio.json` ([`ReadingSpec`]), which is where the serving path reads it from.
+pub const LINE_CROP: LineCrop = LineCrop { height: 48 };
 
 #[derive(Args, Clone)]
 pub struct TrainArgs {
@@ -190,7 +183,7 @@ impl Preparer {
         (0..batch as u64)
             .map(|i| {
                 let sample = gen.sample(Split::Train, index * batch as u64 + i)?;
-                let image = self.images.prepare(&normalize_line(&sample.image))?;
+                let image = self.images.prepare(&LINE_CROP.normalize(&sample.image))?;
                 let tokens = image.grid.patches() / (self.merge * self.merge);
                 let mut ids = self.prompts.encode(&[tokens], Task::Ocr.prompt())?;
                 let prompt_len = ids.len();

@@ -8,6 +8,7 @@ pub mod config;
 pub mod processor;
 pub mod projector;
 pub mod prompt;
+pub mod reading;
 pub mod text;
 pub mod vision;
 
@@ -20,6 +21,7 @@ use candle_nn::VarBuilder;
 pub use config::{Config, PreprocessorConfig};
 pub use processor::{ImageProcessor, PreparedImage};
 pub use prompt::{prompt_positions, PromptBuilder, Task};
+pub use reading::{LineCrop, ReadingSpec, Reads};
 pub use text::{Position3, TextModel};
 pub use vision::{PatchGrid, VisionModel};
 
@@ -173,6 +175,8 @@ pub struct Checkpoint {
     pub model: PaddleOcrVl,
     pub images: ImageProcessor,
     pub prompts: PromptBuilder,
+    /// What the model reads and how it wants its crops (its `folio.json`).
+    pub reading: ReadingSpec,
 }
 
 impl Checkpoint {
@@ -180,11 +184,12 @@ impl Checkpoint {
         let cfg = Config::from_file(&dir.join("config.json"))?;
         let pre = PreprocessorConfig::from_file(&dir.join("preprocessor_config.json"))?;
         let prompts = PromptBuilder::from_dir(dir, &cfg)?;
+        let reading = ReadingSpec::from_dir(dir)?;
         let files = weight_files(dir)?;
         // SAFETY: the files are memory-mapped read-only; folio never writes them while mapped, and
         // a checkpoint modified underneath a running process is outside what we can defend against.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, device)? };
         let model = PaddleOcrVl::new(cfg, vb).with_context(|| format!("loading weights from {}", dir.display()))?;
-        Ok(Self { dir: dir.to_path_buf(), model, images: ImageProcessor::new(pre), prompts })
+        Ok(Self { dir: dir.to_path_buf(), model, images: ImageProcessor::new(pre), prompts, reading })
     }
 }

@@ -33,6 +33,16 @@ impl Task {
             Task::Chart => "Chart Recognition:",
         }
     }
+
+    /// The task's short name (`ocr`, `table`, `formula`, `chart`), as `--task` and `folio.json` take it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Ocr => "ocr",
+            Task::Table => "table",
+            Task::Formula => "formula",
+            Task::Chart => "chart",
+        }
+    }
 }
 
 impl std::str::FromStr for Task {

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::assets;
 use anyhow::{anyhow, bail, Context, Result};
 use image::DynamicImage;
 use pdfium_render::prelude::{PdfDocument, PdfRenderConfig, Pdfium, PdfiumError, PdfiumInternalError};
@@ -19,11 +20,6 @@ pub const MAX_PAGE_SIDE: u32 = 20_000;
 /// Rendering resolutions accepted, in dots per inch.
 pub const DPI_RANGE: std::ops::RangeInclusive<f32> = 36.0..=1200.0;
 
-/// Where `scripts/setup.sh` puts libpdfium: `$XDG_DATA_HOME/folio/lib` (`~/.local/share/folio/lib`).
-pub fn installed_library_dir() -> Option<PathBuf> {
-    dirs::data_dir().map(|d| d.join("folio").join("lib"))
-}
-
 static PDFIUM: OnceLock<std::result::Result<Pdfium, String>> = OnceLock::new();
 
 /// The process's PDFium, bound on first use.
@@ -33,9 +29,7 @@ fn pdfium() -> Result<&'static Pdfium> {
 
 fn bind() -> std::result::Result<Pdfium, String> {
     let mut tried = Vec::new();
-    let chosen = std::env::var_os("FOLIO_PDFIUM")
-        .map(PathBuf::from)
-        .or_else(|| installed_library_dir().map(|dir| Pdfium::pdfium_platform_library_name_at_path(&dir)));
+    let chosen = std::env::var_os(assets::PDFIUM.env).map(PathBuf::from).or_else(|| assets::PDFIUM.installed_path());
     if let Some(path) = chosen {
         match Pdfium::bind_to_library(&path) {
             Ok(bindings) => return Ok(Pdfium::new(bindings)),

@@ -37,6 +37,19 @@ impl InkMask {
         InkMask { w: gray.width() as usize, h: gray.height() as usize, on }
     }
 
+    pub fn width(&self) -> usize {
+        self.w
+    }
+
+    pub fn height(&self) -> usize {
+        self.h
+    }
+
+    /// Whether pixel (`x`, `y`) is ink.
+    pub fn ink(&self, x: usize, y: usize) -> bool {
+        self.on[y * self.w + x]
+    }
+
     pub fn row(&self, y: usize) -> &[bool] {
         &self.on[y * self.w..(y + 1) * self.w]
     }
