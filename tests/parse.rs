@@ -96,8 +96,7 @@ fn a_bulk_run_reads_the_good_documents_lists_the_bad_and_resumes() -> Result<()>
         ensure!(page["width"] == 1275 && page["height"] == 1650, "{page}");
         // Every line of the page's text regions, each with a box inside the page.
         let regions = page["regions"].as_array().context("regions")?;
-        let lines: Vec<&serde_json::Value> =
-            regions.iter().filter_map(|r| r["lines"].as_array()).flatten().collect();
+        let lines: Vec<&serde_json::Value> = regions.iter().filter_map(|r| r["lines"].as_array()).flatten().collect();
         ensure!(lines.len() == 3, "{page}");
         for line in lines {
             let b: Vec<u64> = serde_json::from_value(line["bbox"].clone())?;

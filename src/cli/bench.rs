@@ -38,6 +38,8 @@ pub enum BenchKind {
     Throughput(ThroughputArgs),
     /// Memory over a long run of mixed-size requests.
     Soak(SoakArgs),
+    /// Layout detection, box fitting and reading order per page.
+    Layout(super::bench_layout::LayoutBenchArgs),
 }
 
 #[derive(Args)]
@@ -97,6 +99,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     match args.what {
         BenchKind::Throughput(a) => throughput(a),
         BenchKind::Soak(a) => soak(a),
+        BenchKind::Layout(a) => super::bench_layout::layout(a),
     }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! Command-line front ends. Each subcommand lives in its own file; shared flags live here.
 
 pub mod bench;
+mod bench_layout;
 pub mod eval;
 pub mod ocr;
 pub mod parse;

@@ -5,12 +5,15 @@
 //! vertical gap (between columns) is preferred to a horizontal one: two columns whose paragraphs
 //! happen to end at the same height must still be read column by column, and a title or figure
 //! spanning both columns blocks the vertical cut, so it is cut off above or below first. A set
-//! with no gap at all is read top to bottom, then left to right. Cost: O(n² log n) for n regions.
+//! with no gap at all is read top to bottom, then left to right. Nested or heavily overlapping text
+//! boxes are merged first, so no line is read twice. Cost: O(n³) at worst for n regions (tens).
 
 use super::region::{BBox, Region, RegionClass};
 
 /// Boxes overlapping more than this (IoU) are one region: the higher score is kept.
 const DUPLICATE_IOU: f32 = 0.6;
+/// Text regions overlapping by more than this share of the smaller one's area are one region.
+const TEXT_OVERLAP: f32 = 0.3;
 /// A text region this much inside a table, figure or formula belongs to it.
 const INSIDE: f32 = 0.8;
 /// How far boxes may reach into a gap and still leave it open, as a fraction of the page side
@@ -69,7 +72,36 @@ fn deduplicate(mut regions: Vec<Region>, w: u32, h: u32) -> Vec<Region> {
             kept.push(r);
         }
     }
-    kept
+    merge_overlapping_text(kept)
+}
+
+/// Whether a region is read as running text (so two of them may merge).
+fn is_running_text(class: RegionClass) -> bool {
+    !class.is_picture()
+        && !class.is_furniture()
+        && !matches!(class, RegionClass::Table | RegionClass::Formula | RegionClass::Chart)
+}
+
+/// Text regions that overlap by more than [`TEXT_OVERLAP`] of the smaller one become one region
+/// (the union, as the larger's class): detectors sometimes nest a paragraph's box in a block's,
+/// and reading both would repeat the text.
+fn merge_overlapping_text(mut regions: Vec<Region>) -> Vec<Region> {
+    loop {
+        let pair = (0..regions.len()).flat_map(|i| (i + 1..regions.len()).map(move |j| (i, j))).find(|&(i, j)| {
+            let (a, b) = (&regions[i], &regions[j]);
+            is_running_text(a.class)
+                && is_running_text(b.class)
+                && a.bbox.intersection(&b.bbox) > TEXT_OVERLAP * a.bbox.area().min(b.bbox.area())
+        });
+        let Some((i, j)) = pair else { return regions };
+        let (keep, drop) = if regions[i].bbox.area() >= regions[j].bbox.area() { (i, j) } else { (j, i) };
+        let small = regions[drop].bbox;
+        let target = &mut regions[keep];
+        target.bbox = target.bbox.union(&small);
+        let score = regions[drop].score;
+        regions[keep].score = regions[keep].score.max(score);
+        regions.remove(drop);
+    }
 }
 
 /// Appends `set` to `out` in reading order.
@@ -264,6 +296,19 @@ mod tests {
         let order = reading_order(regions, 1200, 1600);
         assert_eq!(names(&order), ["Text@100", "Figure@550", "FigureCaption@700"]);
         assert_eq!(order[2].caption_of, Some(1));
+    }
+
+    #[test]
+    fn nested_text_boxes_become_one() {
+        use RegionClass::*;
+        let regions = vec![
+            region(Text, 100.0, 100.0, 900.0, 800.0),
+            region(Text, 110.0, 110.0, 890.0, 300.0),
+            region(Text, 100.0, 900.0, 900.0, 1000.0),
+        ];
+        let order = reading_order(regions, 1000, 1200);
+        assert_eq!(names(&order), ["Text@100", "Text@900"]);
+        assert_eq!(order[0].region.bbox, BBox::new(100.0, 100.0, 900.0, 800.0));
     }
 
     #[test]

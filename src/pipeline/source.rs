@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use image::{DynamicImage, ImageReader};
 
-use super::pdf_source::PdfPages;
+use super::pdf_source::{PdfPages, MAX_PAGE_PIXELS, MAX_PAGE_SIDE};
 use super::tiff::{is_tiff, TiffPages};
 
 /// File name extensions taken as documents when a directory is walked (lower case).
@@ -68,13 +68,30 @@ impl Iterator for Pages {
 }
 
 /// Decodes an image (the first page of a multi-page TIFF) with limits, so a hostile file cannot
-/// ask for gigabytes.
+/// ask for gigabytes: its size is read from its header first, and a page over the pixel budget
+/// ([`MAX_PAGE_PIXELS`], [`MAX_PAGE_SIDE`]) is refused with its size before any decoding.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
-    let reader = image::ImageReader::open(path)
-        .context("cannot open file")?
-        .with_guessed_format()
-        .context("cannot read file")?;
-    decode_with_limits(reader)
+    let open = || -> Result<ImageReader<std::io::BufReader<std::fs::File>>> {
+        image::ImageReader::open(path).context("cannot open file")?.with_guessed_format().context("cannot read file")
+    };
+    let (w, h) = open()?.into_dimensions().context("not a readable image")?;
+    check_budget(w, h)?;
+    decode_with_limits(open()?)
+}
+
+/// Refuses a `w`×`h` page over the pixel budget, saying by how much.
+pub fn check_budget(w: u32, h: u32) -> Result<()> {
+    let pixels = w as u64 * h as u64;
+    if pixels > MAX_PAGE_PIXELS || w.max(h) > MAX_PAGE_SIDE {
+        bail!(
+            "the image is {w} x {h} pixels ({:.0} Mpx), over folio's page budget of {} Mpx and {} pixels a side: \
+             scale it down first (e.g. to 300 dpi)",
+            pixels as f64 / 1e6,
+            MAX_PAGE_PIXELS / 1_000_000,
+            MAX_PAGE_SIDE
+        );
+    }
+    Ok(())
 }
 
 /// Decodes what `reader` reads, within the limits of [`load_image`].
@@ -111,6 +128,28 @@ mod tests {
         assert_eq!(e.as_deref(), Some("the file is empty"));
         let e = Pages::open(&dir.join("missing.png"), 150.0, None).err().map(|e| format!("{e:#}"));
         assert!(e.is_some_and(|e| e.starts_with("cannot open file")));
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// A 30000 x 30000 PNG header (a poster scan) is refused from its header, with its size.
+    #[test]
+    fn a_huge_image_is_refused_from_its_header() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("folio-source-huge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("poster.png");
+        // Signature and IHDR only: 30000 x 30000, 8-bit RGB; no pixel data follows.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend(30_000u32.to_be_bytes());
+        ihdr.extend(30_000u32.to_be_bytes());
+        ihdr.extend([8, 2, 0, 0, 0]);
+        png.extend(13u32.to_be_bytes());
+        png.extend(&ihdr);
+        png.extend(crc32fast::hash(&ihdr).to_be_bytes());
+        std::fs::write(&path, png)?;
+        let e = load_image(&path).err().map(|e| format!("{e:#}"));
+        assert!(e.as_deref().is_some_and(|e| e.contains("30000 x 30000") && e.contains("budget")), "{e:?}");
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
