@@ -138,7 +138,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("folio-source-huge-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("poster.png");
-        // Signature and IHDR only: 30000 x 30000, 8-bit RGB; no pixel data follows.
+        // Signature, IHDR (30000 x 30000, 8-bit RGB), then an empty IDAT and IEND: no pixel data.
         let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
         let mut ihdr = b"IHDR".to_vec();
         ihdr.extend(30_000u32.to_be_bytes());
@@ -147,6 +147,11 @@ mod tests {
         png.extend(13u32.to_be_bytes());
         png.extend(&ihdr);
         png.extend(crc32fast::hash(&ihdr).to_be_bytes());
+        for name in [b"IDAT", b"IEND"] {
+            png.extend(0u32.to_be_bytes());
+            png.extend(name);
+            png.extend(crc32fast::hash(name).to_be_bytes());
+        }
         std::fs::write(&path, png)?;
         let e = load_image(&path).err().map(|e| format!("{e:#}"));
         assert!(e.as_deref().is_some_and(|e| e.contains("30000 x 30000") && e.contains("budget")), "{e:?}");

@@ -97,8 +97,10 @@ done
 images=()
 for i in "${ids[@]}"; do images+=("$work/$i.png"); done
 t0="$(now)"
-# A piece folio could not read is reported on stderr and scored as missing text.
-"$folio" ocr --page --json --model "$model" "${images[@]}" > "$work/folio.json" \
+# A piece folio could not read is reported on stderr and scored as missing text. These pages are
+# single-column: read as one region each (--layout none), this measures the model and the line
+# reader as the model card always has (tools/eval/parse_vs_tesseract.py measures layout too).
+"$folio" ocr --page --json --layout none --model "$model" "${images[@]}" > "$work/folio.json" \
     || echo "warning: folio reported errors (above); their lines count as unread" >&2
 t1="$(now)"
 python3 - "$work/folio.json" <<'EOF'
