@@ -29,7 +29,12 @@ fn a_block_model_reads_each_region_whole_with_its_task() -> Result<()> {
     ensure!(ck.reading.reads == Reads::Blocks, "the fixture is a block model");
     let engine = Engine::start(ck, EngineConfig { kv_cache_memory: 16 << 20, ..EngineConfig::default() })?;
     // A page with four patterned blocks where the regions are.
-    let page = RgbImage::from_fn(600, 400, |x, y| if (x / 7 + y / 5) % 3 == 0 { Rgb([30, 30, 30]) } else { Rgb([250, 250, 250]) });
+    let page =
+        RgbImage::from_fn(
+            600,
+            400,
+            |x, y| if (x / 7 + y / 5) % 3 == 0 { Rgb([30, 30, 30]) } else { Rgb([250, 250, 250]) },
+        );
     let regions = vec![
         region(RegionClass::Title, BBox::new(20.0, 10.0, 300.0, 40.0)),
         region(RegionClass::Table, BBox::new(20.0, 60.0, 580.0, 200.0)),

@@ -5,9 +5,11 @@
 //! opens documents and renders their pages into a bounded channel, so rendering overlaps reading
 //! and at most a few page images exist at once; the reader gathers pages into batches (across
 //! documents, so single-page images still decode together) and reads each batch with
-//! [`read_pages`]. A document is written once all its pages are read, atomically; a document that
-//! fails (unreadable, encrypted, a page that cannot be rendered or read) is reported and writes
-//! nothing, and the run goes on. Documents whose outputs exist are skipped, so rerunning a run that
+//! [`read_pages`]. A document's outputs are written page by page as its pages are read (a
+//! [`DocumentSink`]) and moved into place when the last is, so they appear whole or not at all and a
+//! long document never sits in memory; a document that fails (unreadable, encrypted, a page that
+//! cannot be rendered or read) is reported, its Markdown and JSON are not written (pictures of the
+//! pages read before the failure may be), and the run goes on. Documents whose outputs exist are skipped, so rerunning a run that
 //! was stopped or had failures does only the missing work.
 
 use std::collections::HashMap;
@@ -18,10 +20,10 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use anyhow::{bail, Context, Result};
 use image::DynamicImage;
 
-use super::page::{lay_out, read_pages, LaidOutPage, ParsedPage};
+use super::page::{lay_out, read_pages, LaidOutPage};
 use super::reader::ReadOptions;
 use super::source::{is_document_name, Pages};
-use super::writer::{output_path, write_document, Format, ReadDocument};
+use super::writer::{output_path, DocumentSink, Format};
 use crate::engine::Engine;
 use crate::layout::LayoutDetector;
 
@@ -227,10 +229,13 @@ fn render_document(
     Some(None)
 }
 
-/// A document being read: its pages so far and whether the renderer is done with it.
+/// A document being read: its outputs so far (written page by page as pages are read, in order),
+/// pages sent to be read and pages written, and whether the renderer is done with it.
 #[derive(Default)]
 struct Progress {
-    pages: Vec<Option<ParsedPage>>,
+    sink: Option<DocumentSink>,
+    sent: usize,
+    written: usize,
     ended: bool,
     error: Option<String>,
 }
@@ -253,19 +258,24 @@ fn read_rendered<'d>(
             match rx.recv() {
                 Ok(Rendered::Opened { doc, pages }) => {
                     // No allocation by the page count: it comes from the file.
-                    open.entry(doc).or_default();
+                    let p = open.entry(doc).or_default();
+                    let d = &docs[doc];
+                    match DocumentSink::create(&d.source, opts.dpi, &d.stem, &opts.formats, pages) {
+                        Ok(sink) => p.sink = Some(sink),
+                        Err(e) => p.error = Some(format!("{e:#}")),
+                    }
                     report(&Event::Opened { pages });
                 }
                 Ok(Rendered::Page { doc, page }) => {
                     let p = open.entry(doc).or_default();
-                    batch.push((doc, p.pages.len(), *page));
-                    p.pages.push(None);
+                    batch.push((doc, p.sent, *page));
+                    p.sent += 1;
                 }
                 Ok(Rendered::End { doc, error }) => {
                     let p = open.entry(doc).or_default();
                     p.ended = true;
                     p.error = p.error.take().or(error);
-                    settle_if_complete(doc, &mut open, docs, opts, summary, report);
+                    settle_if_complete(doc, &mut open, docs, summary, report);
                 }
                 Err(_) => finished_input = true,
             }
@@ -277,16 +287,24 @@ fn read_rendered<'d>(
             batch.drain(..).map(|(doc, index, page)| ((doc, index), page)).unzip();
         let texts = read_pages(engine, pages, &opts.read);
         report(&Event::PagesRead(read.len()));
+        // A document's pages come back in the order they were sent, so they are written in order.
         for (&(doc, index), text) in read.iter().zip(texts) {
-            if let Some(p) = open.get_mut(&doc) {
-                if p.error.is_none() && !text.errors.is_empty() {
-                    p.error = Some(format!("page {}: {}", index + 1, text.errors.join("; ")));
-                }
-                p.pages[index] = Some(text);
+            let Some(p) = open.get_mut(&doc) else { continue };
+            p.written += 1;
+            if p.error.is_none() && !text.errors.is_empty() {
+                p.error = Some(format!("page {}: {}", index + 1, text.errors.join("; ")));
+            }
+            if p.error.is_some() {
+                p.sink = None; // removes its temporary files
+                continue;
+            }
+            if let Some(Err(e)) = p.sink.as_mut().map(|sink| sink.add_page(text)) {
+                p.error = Some(format!("page {}: {e:#}", index + 1));
+                p.sink = None;
             }
         }
         for &(doc, _) in &read {
-            settle_if_complete(doc, &mut open, docs, opts, summary, report);
+            settle_if_complete(doc, &mut open, docs, summary, report);
         }
     }
 }
@@ -296,24 +314,20 @@ fn settle_if_complete<'d>(
     doc: usize,
     open: &mut HashMap<usize, Progress>,
     docs: &'d [Document],
-    opts: &BulkOptions,
     summary: &mut Summary,
     report: &mut impl FnMut(&Event<'d>),
 ) {
-    let complete = open.get(&doc).is_some_and(|p| p.ended && p.pages.iter().all(Option::is_some));
+    let complete = open.get(&doc).is_some_and(|p| p.ended && p.written == p.sent);
     if !complete {
         return;
     }
     let Some(p) = open.remove(&doc) else { return };
-    let pages: Vec<ParsedPage> = p.pages.into_iter().flatten().collect();
-    let count = pages.len();
+    let count = p.written;
     let d = &docs[doc];
-    let result = match p.error {
-        Some(e) => Err(e),
-        None => {
-            let mut read = ReadDocument { source: &d.source, dpi: opts.dpi, pages };
-            write_document(&mut read, &d.stem, &opts.formats).map_err(|e| format!("{e:#}"))
-        }
+    let result = match (p.error, p.sink) {
+        (Some(e), _) => Err(e),
+        (None, Some(sink)) => sink.finish().map_err(|e| format!("{e:#}")),
+        (None, None) => Err("internal error: the document was never opened".to_string()),
     };
     match &result {
         Ok(_) => summary.written += 1,

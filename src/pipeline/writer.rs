@@ -60,29 +60,32 @@ fn region_markdown(r: &ParsedRegion) -> String {
     }
 }
 
-/// The Markdown of a document: per page its regions in reading order, blocks apart by a blank line
-/// (titles as headings, tables as pipe tables or HTML, formulas as `$$…$$`, pictures linked);
-/// headers, footers and page numbers are left out. Pages of a longer document are marked by
-/// `<!-- page N -->` comments.
-pub fn markdown(doc: &ReadDocument) -> String {
+/// The Markdown of page `index` (0-based) of a `count`-page document: its regions in reading
+/// order, blocks apart by a blank line (titles as headings, tables as pipe tables or HTML, formulas
+/// as `$$…$$`, pictures linked); headers, footers and page numbers are left out. Pages of a longer
+/// document start with a `<!-- page N -->` comment.
+pub fn page_markdown(index: usize, page: &ParsedPage, count: usize) -> String {
     let mut out = String::new();
-    for (i, page) in doc.pages.iter().enumerate() {
-        if doc.pages.len() > 1 {
-            if i > 0 {
-                out.push('\n');
-            }
-            out.push_str(&format!("<!-- page {} -->\n\n", i + 1));
-        }
-        let blocks: Vec<String> = page.regions.iter().map(region_markdown).filter(|b| !b.is_empty()).collect();
-        for (k, b) in blocks.iter().enumerate() {
-            if k > 0 {
-                out.push('\n');
-            }
-            out.push_str(b.trim_end());
+    if count > 1 {
+        if index > 0 {
             out.push('\n');
         }
+        out.push_str(&format!("<!-- page {} -->\n\n", index + 1));
+    }
+    let blocks: Vec<String> = page.regions.iter().map(region_markdown).filter(|b| !b.is_empty()).collect();
+    for (k, b) in blocks.iter().enumerate() {
+        if k > 0 {
+            out.push('\n');
+        }
+        out.push_str(b.trim_end());
+        out.push('\n');
     }
     out
+}
+
+/// The Markdown of a whole document ([`page_markdown`] of each page).
+pub fn markdown(doc: &ReadDocument) -> String {
+    doc.pages.iter().enumerate().map(|(i, page)| page_markdown(i, page, doc.pages.len())).collect()
 }
 
 #[derive(Serialize)]
@@ -113,27 +116,116 @@ pub fn images_dir(stem: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Saves every region's picture into [`images_dir`] (`page-P-region-R-CLASS.png`) and records the
-/// file, relative to the Markdown, in the region.
-fn save_pictures(doc: &mut ReadDocument, stem: &Path) -> Result<Vec<PathBuf>> {
+/// Saves every picture of page `index` into [`images_dir`] (`page-P-region-R-CLASS.png`),
+/// records the file, relative to the Markdown, in its region and drops the pixels.
+fn save_page_pictures(index: usize, page: &mut ParsedPage, stem: &Path) -> Result<Vec<PathBuf>> {
     let dir = images_dir(stem);
     let rel_dir = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut written = Vec::new();
-    for (p, page) in doc.pages.iter_mut().enumerate() {
-        for r in &mut page.regions {
-            let Some(crop) = r.crop.take() else { continue };
-            let class = format!("{:?}", r.class).to_lowercase();
-            let name = format!("page-{}-region-{}-{class}.png", p + 1, r.index + 1);
-            let mut png = Vec::new();
-            crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-                .with_context(|| format!("encoding {name}"))?;
-            let path = dir.join(&name);
-            write_atomically(&path, &png)?;
-            r.image = Some(format!("{rel_dir}/{name}"));
-            written.push(path);
-        }
+    for r in &mut page.regions {
+        let Some(crop) = r.crop.take() else { continue };
+        let class = format!("{:?}", r.class).to_lowercase();
+        let name = format!("page-{}-region-{}-{class}.png", index + 1, r.index + 1);
+        let mut png = Vec::new();
+        crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .with_context(|| format!("encoding {name}"))?;
+        let path = dir.join(&name);
+        write_atomically(&path, &png)?;
+        r.image = Some(format!("{rel_dir}/{name}"));
+        written.push(path);
     }
     Ok(written)
+}
+
+/// A document's outputs written page by page as its pages are read, so a 2,000-page document
+/// never sits in memory: each page's pictures are saved at once, its Markdown and JSON appended to
+/// temporary files that are renamed into place by [`finish`](Self::finish). Dropped unfinished
+/// (the document failed), it removes its temporary files; pictures already saved stay, and are
+/// written again by a rerun.
+pub struct DocumentSink {
+    stem: PathBuf,
+    page_count: usize,
+    pages: usize,
+    /// Per format: the temporary file, its final path and the open writer.
+    outputs: Vec<(Format, PathBuf, PathBuf, std::io::BufWriter<std::fs::File>)>,
+    pictures: Vec<PathBuf>,
+}
+
+impl DocumentSink {
+    /// Starts the outputs of a `page_count`-page document read from `source` at `dpi`.
+    pub fn create(source: &Path, dpi: f32, stem: &Path, formats: &[Format], page_count: usize) -> Result<Self> {
+        if let Some(dir) = stem.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mut sink =
+            DocumentSink { stem: stem.to_path_buf(), page_count, pages: 0, outputs: Vec::new(), pictures: Vec::new() };
+        for &format in formats {
+            let path = output_path(stem, format);
+            let tmp = temporary_path(&path);
+            let file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+            sink.outputs.push((format, tmp, path, std::io::BufWriter::new(file)));
+        }
+        let head = format!(
+            "{{\n  \"source\": {},\n  \"dpi\": {},\n  \"pages\": [",
+            serde_json::to_string(&source.display().to_string())?,
+            serde_json::to_string(&dpi)?
+        );
+        sink.append(Format::Json, head.as_bytes())?;
+        Ok(sink)
+    }
+
+    fn append(&mut self, format: Format, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        for (f, tmp, _, w) in &mut self.outputs {
+            if *f == format {
+                w.write_all(bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the next page.
+    pub fn add_page(&mut self, mut page: ParsedPage) -> Result<()> {
+        let index = self.pages;
+        self.pictures.extend(save_page_pictures(index, &mut page, &self.stem)?);
+        self.append(Format::Md, page_markdown(index, &page, self.page_count).as_bytes())?;
+        let json = serde_json::to_string_pretty(&JsonPage { page: index + 1, parsed: &page })?;
+        let json = format!("{}\n    {}", if index > 0 { "," } else { "" }, json.replace('\n', "\n    "));
+        self.append(Format::Json, json.as_bytes())?;
+        self.pages += 1;
+        Ok(())
+    }
+
+    /// Closes the outputs and moves them into place; returns every file written.
+    pub fn finish(mut self) -> Result<Vec<PathBuf>> {
+        self.append(Format::Json, b"\n  ]\n}\n")?;
+        let mut written = std::mem::take(&mut self.pictures);
+        for (_, tmp, path, w) in std::mem::take(&mut self.outputs) {
+            let file = w.into_inner().map_err(|e| anyhow::anyhow!("cannot write {}: {}", tmp.display(), e.error()))?;
+            file.sync_all().ok();
+            drop(file);
+            if let Err(e) = std::fs::rename(&tmp, &path) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("cannot move {} into place", path.display()));
+            }
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
+impl Drop for DocumentSink {
+    fn drop(&mut self) {
+        for (_, tmp, _, _) in self.outputs.drain(..) {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+fn temporary_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    PathBuf::from(tmp)
 }
 
 /// `stem` with `format`'s extension: `out/report` → `out/report.md`.
@@ -144,20 +236,14 @@ pub fn output_path(stem: &Path, format: Format) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes `doc` in every format next to `stem`, pictures first (so a Markdown file that exists
-/// has its pictures); returns the files written.
+/// Writes `doc` in every format next to `stem` (through a [`DocumentSink`]); returns the files
+/// written, pictures first.
 pub fn write_document(doc: &mut ReadDocument, stem: &Path, formats: &[Format]) -> Result<Vec<PathBuf>> {
-    let mut written = save_pictures(doc, stem)?;
-    for &format in formats {
-        let contents = match format {
-            Format::Md => markdown(doc),
-            Format::Json => json(doc)?,
-        };
-        let path = output_path(stem, format);
-        write_atomically(&path, contents.as_bytes())?;
-        written.push(path);
+    let mut sink = DocumentSink::create(doc.source, doc.dpi, stem, formats, doc.pages.len())?;
+    for page in std::mem::take(&mut doc.pages) {
+        sink.add_page(page)?;
     }
-    Ok(written)
+    sink.finish()
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
@@ -165,9 +251,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = PathBuf::from(tmp);
+    let tmp = temporary_path(path);
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
