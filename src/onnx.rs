@@ -1,10 +1,11 @@
 //! ONNX models on ONNX Runtime, the one ONNX runtime in the binary (the layout detector; the classic
 //! OCR pipeline uses it too).
 //!
-//! Why ONNX Runtime and not pure-Rust tract: on the CDLA layout model it runs a page in ~35 ms on two
-//! threads where tract takes 130–200 ms (both measured here; see the layout issue's closing note),
-//! and it runs every operator of the PP-OCR files as exported. The library is not linked: `ort`'s
-//! `load-dynamic` binds `libonnxruntime.so` at run time, once per process, from `FOLIO_ONNXRUNTIME`
+//! Why ONNX Runtime and not pure-Rust tract: one runtime must also run the PP-OCR detection and
+//! recognition files as exported (the classic-OCR comparison), and on the CDLA layout model it is at
+//! least as fast (here, 2 threads: 130 ms per run from Python, 155 ms per page in folio with pre-
+//! and post-processing; tract was measured at 130–200 ms per page). The library is not linked:
+//! `ort`'s `load-dynamic` binds `libonnxruntime.so` at run time, once per process, from `FOLIO_ONNXRUNTIME`
 //! or from where `scripts/setup.sh` unpacks it (the `onnxruntime` wheel on PyPI). A build never
 //! downloads anything, and a machine without the library still parses with `--layout none`.
 
@@ -49,6 +50,10 @@ impl OnnxModel {
             .with_intra_threads(threads.max(1))
             .map_err(ort_error)?
             .with_inter_threads(1)
+            .map_err(ort_error)?
+            // ONNX Runtime's threads spin after each run by default, taking the cores the engine's
+            // matrix products need between pages.
+            .with_intra_op_spinning(false)
             .map_err(ort_error)?
             .commit_from_file(path)
             .map_err(|e| anyhow!("cannot load the ONNX model {}: {e}", path.display()))?;
