@@ -109,9 +109,10 @@ impl PicoDet {
                 bail!("PicoDet level {level}: outputs {score_shape:?} and {box_shape:?} do not fit the input");
             }
             let bins = bins4 / 4;
-            let best = |i: usize| score[i * classes..(i + 1) * classes].iter().copied().fold(f32::MIN, f32::max);
+            let best: Vec<f32> =
+                score.chunks_exact(classes.max(1)).map(|s| s.iter().copied().fold(f32::MIN, f32::max)).collect();
             let mut order: Vec<usize> = (0..cells).collect();
-            order.sort_by(|&a, &b| best(b).total_cmp(&best(a)));
+            order.sort_by(|&a, &b| best[b].total_cmp(&best[a]));
             for &i in order.iter().take(TOP_PER_LEVEL) {
                 let (cx, cy) = (((i % cols) as f32 + 0.5) * stride as f32, ((i / cols) as f32 + 0.5) * stride as f32);
                 let d: Vec<f32> = (0..4)

@@ -124,19 +124,16 @@ enum Plan {
 pub fn read_pages(engine: &Engine, pages: Vec<LaidOutPage>, opts: &ReadOptions) -> Vec<ParsedPage> {
     let spec = engine.checkpoint().reading.clone();
     let mut blocks: Vec<Block> = Vec::new();
-    let mut plans: Vec<(LaidOutPage, RgbImage, Vec<Plan>)> = Vec::with_capacity(pages.len());
-    for (pi, page) in pages.into_iter().enumerate() {
-        let rgb = page.image.to_rgb8();
-        let plan = page
-            .regions
-            .iter()
-            .map(|o| plan_region(pi, &rgb, o.region.class, &o.region.bbox, &spec, &mut blocks))
-            .collect();
-        plans.push((page, rgb, plan));
+    let mut plans: Vec<(Vec<Ordered>, String, RgbImage, Vec<Plan>)> = Vec::with_capacity(pages.len());
+    for (pi, LaidOutPage { image, regions, layout }) in pages.into_iter().enumerate() {
+        let rgb = image.into_rgb8();
+        let plan =
+            regions.iter().map(|o| plan_region(pi, &rgb, o.region.class, &o.region.bbox, &spec, &mut blocks)).collect();
+        plans.push((regions, layout, rgb, plan));
     }
     let readings = read_blocks(engine, &blocks, opts);
     drop(blocks);
-    plans.into_iter().map(|(page, rgb, plan)| assemble(page, &rgb, plan, &readings)).collect()
+    plans.into_iter().map(|(regions, layout, rgb, plan)| assemble(regions, layout, &rgb, plan, &readings)).collect()
 }
 
 /// Decides how a region is read and adds the blocks that reading needs.
@@ -165,9 +162,13 @@ fn plan_region(
         Formula if spec.supports(Task::Formula) => Plan::Latex(push(crop(), (x, y), How::Whole(Task::Formula))),
         Formula => Plan::Picture { note: Some("a formula: this model reads text only, so it is kept as an image") },
         Table if spec.supports(Task::Table) => Plan::Otsl(push(crop(), (x, y), How::Whole(Task::Table))),
-        Table => match (line_crop, find_grid(&DynamicImage::ImageRgb8(crop()).to_luma8())) {
-            (Some(lc), Some(grid)) => {
+        Table => match line_crop {
+            None => Plan::Text(push(crop(), (x, y), How::Whole(Task::Ocr)), "ocr"),
+            Some(lc) => {
                 let mut image = crop();
+                let Some(grid) = find_grid(&image::imageops::grayscale(&image)) else {
+                    return Plan::Text(push(image, (x, y), How::Lines(lc)), "lines");
+                };
                 let paper = image::Rgb(paper_colour(&image));
                 grid.erase_rules(&mut image, paper);
                 let mut cells = Vec::new();
@@ -183,8 +184,6 @@ fn plan_region(
                 }
                 Plan::Cells(grid, cells)
             }
-            (Some(lc), None) => Plan::Text(push(crop(), (x, y), How::Lines(lc)), "lines"),
-            (None, _) => Plan::Text(push(crop(), (x, y), How::Whole(Task::Ocr)), "ocr"),
         },
         _ => match line_crop {
             Some(lc) => Plan::Text(push(crop(), (x, y), How::Lines(lc)), "lines"),
@@ -194,10 +193,16 @@ fn plan_region(
 }
 
 /// Puts a page's readings back into its regions.
-fn assemble(page: LaidOutPage, rgb: &RgbImage, plans: Vec<Plan>, readings: &[Reading]) -> ParsedPage {
+fn assemble(
+    regions: Vec<Ordered>,
+    layout: String,
+    rgb: &RgbImage,
+    plans: Vec<Plan>,
+    readings: &[Reading],
+) -> ParsedPage {
     let (w, h) = rgb.dimensions();
-    let mut out = ParsedPage { width: w, height: h, layout: page.layout, ..ParsedPage::default() };
-    for (index, (ordered, plan)) in page.regions.into_iter().zip(plans).enumerate() {
+    let mut out = ParsedPage { width: w, height: h, layout, ..ParsedPage::default() };
+    for (index, (ordered, plan)) in regions.into_iter().zip(plans).enumerate() {
         let region = ordered.region;
         let mut parsed = ParsedRegion {
             index,

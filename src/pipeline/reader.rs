@@ -118,13 +118,13 @@ pub struct LineCrops {
 /// Finds a crop's lines and cuts each into normalised piece and seam crops, top to bottom. Ruling
 /// lines are painted over with the paper's colour first: a border at a crop's edge reads as "|".
 pub fn cut_lines(image: &RgbImage, crop: LineCrop, opts: &ReadOptions) -> Vec<LineCrops> {
-    let mut gray = DynamicImage::ImageRgb8(image.clone()).to_luma8();
+    let mut gray = image::imageops::grayscale(image);
     let scan = scan_page(&gray, &opts.lines);
-    let mut rgb = image.clone();
+    let mut rgb = std::borrow::Cow::Borrowed(image);
     if !scan.rules.is_empty() {
-        let paper = paper_colour(&rgb);
+        let paper = paper_colour(image);
         let luma = image::Rgb(paper).to_luma();
-        for ((g, c), _) in gray.pixels_mut().zip(rgb.pixels_mut()).zip(&scan.rules).filter(|(_, &r)| r) {
+        for ((g, c), _) in gray.pixels_mut().zip(rgb.to_mut().pixels_mut()).zip(&scan.rules).filter(|(_, &r)| r) {
             *g = luma;
             *c = image::Rgb(paper);
         }
@@ -137,7 +137,9 @@ pub fn cut_lines(image: &RgbImage, crop: LineCrop, opts: &ReadOptions) -> Vec<Li
             let in_crop = profile.split(opts.max_line_width, crop.height);
             let seams = if opts.seams { profile.seams(&in_crop) } else { Vec::new() };
             let span = |x0: u32, x1: u32| {
-                crop.normalize(&image::imageops::crop_imm(&rgb, b.x0 + x0, b.y0, x1 - x0, b.height()).to_image())
+                crop.normalize(
+                    &image::imageops::crop_imm(rgb.as_ref(), b.x0 + x0, b.y0, x1 - x0, b.height()).to_image(),
+                )
             };
             LineCrops {
                 bbox: b,
