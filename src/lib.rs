@@ -8,5 +8,6 @@ pub mod layout;
 pub mod models;
 pub mod onnx;
 pub mod pipeline;
+pub mod searchable;
 pub mod synth;
 pub mod train;

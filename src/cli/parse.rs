@@ -25,10 +25,11 @@ pub struct ParseArgs {
     /// recursively; other files are ignored).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Output directory: DOC.md (and DOC.json) per document; a directory input keeps its tree.
+    /// Output directory: DOC.md (DOC.json, DOC.pdf) per document; a directory input keeps its tree.
     #[arg(long, short)]
     pub out: PathBuf,
-    /// Output formats, comma-separated.
+    /// Output formats, comma-separated: md, json, pdf (searchable: the original pages with an
+    /// invisible text layer; an image input becomes a page at 300 dpi).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "md")]
     pub format: Vec<Format>,
     /// Resolution PDF pages are rendered at (the shipped model reads 150 dpi pages best).

@@ -95,6 +95,10 @@ pub struct ParsedPage {
     /// Requests that could not be read ("region R: why"); their text is left out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// The page image as read, until a writer that needs it (the searchable PDF of an image) is
+    /// done with it.
+    #[serde(skip)]
+    pub image: Option<RgbImage>,
 }
 
 impl ParsedPage {
@@ -133,7 +137,12 @@ pub fn read_pages(engine: &Engine, pages: Vec<LaidOutPage>, opts: &ReadOptions) 
     }
     let readings = read_blocks(engine, &blocks, opts);
     drop(blocks);
-    plans.into_iter().map(|(regions, layout, rgb, plan)| assemble(regions, layout, &rgb, plan, &readings)).collect()
+    let assembled = plans.into_iter().map(|(regions, layout, rgb, plan)| {
+        let mut page = assemble(regions, layout, &rgb, plan, &readings);
+        page.image = Some(rgb);
+        page
+    });
+    assembled.collect()
 }
 
 /// Decides how a region is read and adds the blocks that reading needs.

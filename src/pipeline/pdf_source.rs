@@ -87,6 +87,15 @@ impl PdfPages {
         self.len as usize
     }
 
+    /// Whether page `index` (0-based) already holds text: characters that are not white space,
+    /// drawn or invisible.
+    pub fn has_text(&self, index: usize) -> Result<bool> {
+        let index = i32::try_from(index).context("page index")?;
+        let page = self.doc.pages().get(index).map_err(explain)?;
+        let text = page.text().map_err(explain)?;
+        Ok(text.all().chars().any(|c| !c.is_whitespace()))
+    }
+
     fn render(&self, index: i32) -> Result<DynamicImage> {
         let page = self.doc.pages().get(index).map_err(explain)?;
         let (w, h) = (page.width().value, page.height().value);

@@ -91,6 +91,18 @@ impl Table {
     }
 
     /// Whether any cell spans more than one grid position.
+    /// The cells' texts row by row, cells apart by two spaces (a text layer's or a search's view).
+    pub fn plain_text(&self) -> String {
+        let row_text = |row: &Vec<Slot>| {
+            let cells = row.iter().filter_map(|s| match s {
+                Slot::Cell { text, .. } if !text.trim().is_empty() => Some(text.trim()),
+                _ => None,
+            });
+            cells.collect::<Vec<_>>().join("  ")
+        };
+        self.rows.iter().map(row_text).collect::<Vec<_>>().join("\n")
+    }
+
     pub fn has_spans(&self) -> bool {
         self.rows.iter().flatten().any(|s| !matches!(s, Slot::Cell { .. }))
     }
@@ -201,6 +213,7 @@ mod tests {
         let t =
             Table::from_otsl("<otsl><loc_150><loc_280><loc_320><loc_360><fcel>A<fcel>B<nl><fcel>C<fcel>D<nl></otsl>");
         assert_eq!(t.rows, vec![vec![cell("A"), cell("B")], vec![cell("C"), cell("D")]]);
+        assert_eq!(t.plain_text(), "A  B\nC  D");
         assert_eq!(t.render(), "| A | B |\n|---|---|\n| C | D |\n");
     }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::page::{ParsedPage, ParsedRegion};
 use crate::layout::RegionClass;
+use crate::searchable::SearchablePdf;
 
 /// An output format of `folio parse`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
@@ -20,6 +21,9 @@ pub enum Format {
     /// JSON: per page its size and regions (class, box, reading index, score, text, lines with
     /// boxes in pixels at the rendering dpi, the model's task).
     Json,
+    /// Searchable PDF: the original pages (a PDF's own content, or the image) with the recognised
+    /// text as an invisible layer over each line.
+    Pdf,
 }
 
 impl Format {
@@ -27,6 +31,7 @@ impl Format {
         match self {
             Format::Md => "md",
             Format::Json => "json",
+            Format::Pdf => "pdf",
         }
     }
 }
@@ -146,8 +151,10 @@ pub struct DocumentSink {
     stem: PathBuf,
     page_count: usize,
     pages: usize,
-    /// Per format: the temporary file, its final path and the open writer.
+    /// Per text format: the temporary file, its final path and the open writer.
     outputs: Vec<(Format, PathBuf, PathBuf, std::io::BufWriter<std::fs::File>)>,
+    /// The searchable PDF: its temporary file, final path and writer.
+    pdf: Option<(PathBuf, PathBuf, SearchablePdf)>,
     pictures: Vec<PathBuf>,
 }
 
@@ -157,11 +164,25 @@ impl DocumentSink {
         if let Some(dir) = stem.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let mut sink =
-            DocumentSink { stem: stem.to_path_buf(), page_count, pages: 0, outputs: Vec::new(), pictures: Vec::new() };
+        let mut sink = DocumentSink {
+            stem: stem.to_path_buf(),
+            page_count,
+            pages: 0,
+            outputs: Vec::new(),
+            pdf: None,
+            pictures: Vec::new(),
+        };
         for &format in formats {
             let path = output_path(stem, format);
             let tmp = temporary_path(&path);
+            if format == Format::Pdf {
+                let pdf = SearchablePdf::create(source, page_count, dpi, &tmp);
+                let pdf = pdf.inspect_err(|_| {
+                    let _ = std::fs::remove_file(&tmp);
+                })?;
+                sink.pdf = Some((tmp, path, pdf));
+                continue;
+            }
             let file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
             sink.outputs.push((format, tmp, path, std::io::BufWriter::new(file)));
         }
@@ -187,6 +208,10 @@ impl DocumentSink {
     /// Writes the next page.
     pub fn add_page(&mut self, mut page: ParsedPage) -> Result<()> {
         let index = self.pages;
+        if let Some((tmp, _, pdf)) = &mut self.pdf {
+            pdf.add_page(&page).with_context(|| format!("cannot write {}", tmp.display()))?;
+        }
+        page.image = None;
         self.pictures.extend(save_page_pictures(index, &mut page, &self.stem)?);
         self.append(Format::Md, page_markdown(index, &page, self.page_count).as_bytes())?;
         let json = serde_json::to_string_pretty(&JsonPage { page: index + 1, parsed: &page })?;
@@ -210,13 +235,24 @@ impl DocumentSink {
             }
             written.push(path);
         }
+        if let Some((tmp, path, pdf)) = self.pdf.take() {
+            let moved = pdf.finish().and_then(|()| {
+                std::fs::rename(&tmp, &path).with_context(|| format!("cannot move {} into place", path.display()))
+            });
+            if let Err(e) = moved {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            written.push(path);
+        }
         Ok(written)
     }
 }
 
 impl Drop for DocumentSink {
     fn drop(&mut self) {
-        for (_, tmp, _, _) in self.outputs.drain(..) {
+        let pdf = self.pdf.take().map(|(tmp, _, _)| tmp);
+        for tmp in self.outputs.drain(..).map(|(_, tmp, _, _)| tmp).chain(pdf) {
             let _ = std::fs::remove_file(tmp);
         }
     }
@@ -292,7 +328,7 @@ mod tests {
     }
 
     fn page(regions: Vec<ParsedRegion>) -> ParsedPage {
-        ParsedPage { width: 1275, height: 1650, layout: "test".into(), regions, errors: Vec::new() }
+        ParsedPage { width: 1275, height: 1650, layout: "test".into(), regions, ..ParsedPage::default() }
     }
 
     #[test]
