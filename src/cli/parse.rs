@@ -113,6 +113,13 @@ pub fn run(args: ParseArgs) -> Result<ExitCode> {
         }
     });
     bar.finish_and_clear();
+    let stats = engine.stats();
+    tracing::info!(
+        steps = stats.steps,
+        generated_tokens = stats.generated_tokens,
+        preemptions = stats.preemptions,
+        "engine totals"
+    );
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "parsed {} documents ({} pages) in {secs:.1} s into {}; {} skipped (already parsed), {} failed",

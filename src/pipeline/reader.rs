@@ -233,6 +233,8 @@ pub fn read_blocks(engine: &Engine, blocks: &[Block], opts: &ReadOptions) -> Vec
         readings.push(block_readings);
         results.push(reading);
     }
+    let seams = jobs.iter().filter(|j| matches!(j.key.2, Part::Seam(_))).count();
+    tracing::debug!(blocks = blocks.len(), requests = jobs.len(), seams, "reading");
     for ((bi, li, part), read) in read_jobs(engine, jobs, opts, &[]) {
         match (part, read) {
             (Part::Whole, Ok(text)) => results[bi].lines[0].text = text.trim().to_string(),
