@@ -9,5 +9,6 @@ pub mod models;
 pub mod onnx;
 pub mod pipeline;
 pub mod searchable;
+pub mod server;
 pub mod synth;
 pub mod train;

@@ -20,6 +20,8 @@ enum Command {
     Parse(cli::parse::ParseArgs),
     /// Read images with the VLM and print each one's text, in input order.
     Ocr(cli::ocr::OcrArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API (a drop-in for vLLM).
+    Serve(cli::serve::ServeArgs),
     /// Measure the engine: batching throughput, memory over a long run.
     Bench(cli::bench::BenchArgs),
     /// Write synthetic text-line images and labels (training / evaluation data).
@@ -59,6 +61,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Parse(args) => cli::parse::run(args),
         Command::Ocr(args) => cli::ocr::run(args),
+        Command::Serve(args) => cli::serve::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::Synth(args) => folio::synth::cli::run(args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => folio::train::run(args).map(|()| ExitCode::SUCCESS),

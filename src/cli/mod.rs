@@ -5,6 +5,7 @@ mod bench_layout;
 pub mod eval;
 pub mod ocr;
 pub mod parse;
+pub mod serve;
 
 use std::sync::Arc;
 

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -12,7 +13,7 @@ use clap::Args;
 
 use folio::engine::sampling::SamplingParams;
 use folio::engine::{Request, RequestStream};
-use folio::models::paddleocr_vl::Task;
+use folio::models::paddleocr_vl::{Checkpoint, Route, Task};
 use folio::pipeline::page::{lay_out, read_pages};
 use folio::pipeline::source::load_image;
 
@@ -31,7 +32,8 @@ pub struct OcrArgs {
     pub max_tokens: Option<u32>,
     /// Treat each image as a page: find its regions (--layout), read each (a line model reads the
     /// lines of text regions, lines wider than it was trained on split at a word gap) and print the
-    /// regions' texts in reading order.
+    /// regions' texts in reading order. A model that reads lines only (the embedded one) always
+    /// reads this way.
     #[arg(long)]
     pub page: bool,
     /// With --page: print JSON (per page: size, regions with class, bbox [x0,y0,x1,y1], lines and
@@ -54,13 +56,26 @@ fn parse_task(s: &str) -> Result<Task> {
 
 pub fn run(args: OcrArgs) -> Result<ExitCode> {
     if args.page {
-        return run_pages(args);
+        if !matches!(args.task, Task::Ocr) {
+            anyhow::bail!("--page chooses the task of each region from its class: it takes no --task");
+        }
+        let ck = args.model.load()?;
+        return run_pages(args, ck);
+    }
+    let ck = args.model.load()?;
+    // The model's own rule: a line model reads an image as a page; a task it cannot do is refused.
+    match ck.reading.route(Some(args.task)) {
+        Route::Model => {}
+        Route::PageReader => {
+            tracing::info!("this model reads lines: each image is read as a page (as with --page)");
+            return run_pages(args, ck);
+        }
+        Route::Unsupported(why) => anyhow::bail!("{why}"),
     }
     if args.reading.no_seams || args.reading.max_line_width != folio::pipeline::pieces::MAX_LINE_WIDTH {
         anyhow::bail!("--max-line-width and --no-seams cut pages into lines: they need --page");
     }
     let max_tokens = args.max_tokens.unwrap_or(1024) as usize;
-    let ck = args.model.load()?;
     let engine = args.engine.start(ck)?;
     // Submit everything first so the images decode together; a bad image is reported and skipped.
     let mut failed = 0;
@@ -104,12 +119,8 @@ pub fn run(args: OcrArgs) -> Result<ExitCode> {
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn run_pages(args: OcrArgs) -> Result<ExitCode> {
-    if !matches!(args.task, Task::Ocr) {
-        anyhow::bail!("--page chooses the task of each region from its class: it takes no --task");
-    }
+fn run_pages(args: OcrArgs, ck: Arc<Checkpoint>) -> Result<ExitCode> {
     let detector = args.layout.load()?;
-    let ck = args.model.load()?;
     let engine = args.engine.start(ck)?;
     let started = Instant::now();
     let mut failed = 0;

@@ -31,6 +31,15 @@ pub struct Usage {
     pub preemptions: usize,
 }
 
+impl std::ops::AddAssign for Usage {
+    /// Totals over several requests (a page read as many pieces).
+    fn add_assign(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.preemptions += other.preemptions;
+    }
+}
+
 /// What a request's stream receives.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

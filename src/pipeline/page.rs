@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::reader::{paper_colour, read_blocks, Block, How, PageLine, ReadOptions, Reading};
 use super::table::{Slot, Table};
-use crate::engine::Engine;
+use crate::engine::{Engine, Usage};
 use crate::layout::cells::{find_grid, Grid, GridSlot};
 use crate::layout::order::{reading_order, Ordered};
 use crate::layout::refine::{fit_to_ink, uncovered_text};
@@ -95,6 +95,9 @@ pub struct ParsedPage {
     /// Requests that could not be read ("region R: why"); their text is left out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Tokens of every request made to read the page.
+    #[serde(skip)]
+    pub usage: Usage,
     /// The page image as read, until a writer that needs it (the searchable PDF of an image) is
     /// done with it.
     #[serde(skip)]
@@ -229,9 +232,11 @@ fn assemble(
             crop: None,
         };
         let mut errors = Vec::new();
+        let mut usage = Usage::default();
         let mut take = |k: usize| {
             let r = &readings[k];
             errors.extend(r.errors.iter().cloned());
+            usage += r.usage;
             r
         };
         match plan {
@@ -283,6 +288,7 @@ fn assemble(
                 parsed.table = Some(table);
             }
         }
+        out.usage += usage;
         out.errors.extend(errors.into_iter().map(|e| format!("region {}: {e}", index + 1)));
         out.regions.push(parsed);
     }

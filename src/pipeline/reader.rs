@@ -22,7 +22,7 @@ use super::pieces::{LineProfile, Piece, MAX_LINE_WIDTH};
 use super::script::{is_cjk, stray_pieces};
 use super::text::{join_pieces, settle_spaces};
 use crate::engine::sampling::SamplingParams;
-use crate::engine::{Engine, Request, RequestStream};
+use crate::engine::{Engine, Request, RequestStream, Usage};
 use crate::layout::lines::{scan_page, LineBox, LineFinderOptions};
 use crate::models::paddleocr_vl::{LineCrop, Task};
 
@@ -97,6 +97,8 @@ pub struct Reading {
     pub lines: Vec<PageLine>,
     /// Requests that failed ("line L piece K: why"); their text is left out.
     pub errors: Vec<String>,
+    /// Tokens of every request made for it (pieces, seams and re-reads).
+    pub usage: Usage,
 }
 
 impl Reading {
@@ -236,6 +238,10 @@ pub fn read_blocks(engine: &Engine, blocks: &[Block], opts: &ReadOptions) -> Vec
     let seams = jobs.iter().filter(|j| matches!(j.key.2, Part::Seam(_))).count();
     tracing::debug!(blocks = blocks.len(), requests = jobs.len(), seams, "reading");
     for ((bi, li, part), read) in read_jobs(engine, jobs, opts, &[]) {
+        if let Ok((_, usage)) = &read {
+            results[bi].usage += *usage;
+        }
+        let read = read.map(|(text, _)| text);
         match (part, read) {
             (Part::Whole, Ok(text)) => results[bi].lines[0].text = text.trim().to_string(),
             (Part::Piece(k), Ok(text)) => readings[bi][li].pieces[k] = text,
@@ -245,7 +251,7 @@ pub fn read_blocks(engine: &Engine, blocks: &[Block], opts: &ReadOptions) -> Vec
             (Part::Seam(k), Err(e)) => tracing::debug!("line {} seam before piece {}: {e:#}", li + 1, k + 1),
         }
     }
-    reread_stray_cjk(engine, blocks, opts, &mut readings);
+    reread_stray_cjk(engine, blocks, opts, &mut readings, &mut results);
     for (reading, block_readings) in results.iter_mut().zip(readings) {
         for (line, r) in reading.lines.iter_mut().zip(block_readings) {
             settle_spaces(&mut line.pieces, &r.pieces, &r.seams);
@@ -262,7 +268,7 @@ fn read_jobs(
     mut jobs: VecDeque<Job>,
     opts: &ReadOptions,
     suppress: &[u32],
-) -> Vec<(Key, Result<String>)> {
+) -> Vec<(Key, Result<(String, Usage)>)> {
     let mut out = Vec::with_capacity(jobs.len());
     let mut in_flight: VecDeque<(Key, Result<RequestStream>)> = VecDeque::new();
     loop {
@@ -274,7 +280,7 @@ fn read_jobs(
             in_flight.push_back((job.key, engine.submit(req)));
         }
         let Some((key, stream)) = in_flight.pop_front() else { break };
-        out.push((key, stream.and_then(|s| s.blocking_collect()).map(|(text, ..)| text)));
+        out.push((key, stream.and_then(|s| s.blocking_collect()).map(|(text, _, _, usage)| (text, usage))));
     }
     out
 }
@@ -282,7 +288,13 @@ fn read_jobs(
 /// Reads again, with every CJK token of the model suppressed, the pieces [`stray_pieces`] picks on
 /// each page; a reading that fails keeps the first one. Blocks with stray pieces are cut again
 /// (cheap next to reading) rather than holding every crop until all are read.
-fn reread_stray_cjk(engine: &Engine, blocks: &[Block], opts: &ReadOptions, readings: &mut [Vec<LineReadings>]) {
+fn reread_stray_cjk(
+    engine: &Engine,
+    blocks: &[Block],
+    opts: &ReadOptions,
+    readings: &mut [Vec<LineReadings>],
+    results: &mut [Reading],
+) {
     let pages = blocks.iter().map(|b| b.page + 1).max().unwrap_or(0);
     let mut jobs: VecDeque<Job> = VecDeque::new();
     for page in 0..pages {
@@ -314,7 +326,10 @@ fn reread_stray_cjk(engine: &Engine, blocks: &[Block], opts: &ReadOptions, readi
         return;
     }
     for ((bi, li, part), read) in read_jobs(engine, jobs, opts, &cjk) {
-        match (part, read) {
+        if let Ok((_, usage)) = &read {
+            results[bi].usage += *usage;
+        }
+        match (part, read.map(|(text, _)| text)) {
             (Part::Piece(k), Ok(text)) => {
                 tracing::debug!(block = bi, line = li + 1, piece = k + 1, first = %readings[bi][li].pieces[k], again = %text, "stray CJK read again");
                 readings[bi][li].pieces[k] = text;

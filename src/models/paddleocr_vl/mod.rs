@@ -21,7 +21,7 @@ use candle_nn::VarBuilder;
 pub use config::{Config, PreprocessorConfig};
 pub use processor::{ImageProcessor, PreparedImage};
 pub use prompt::{prompt_positions, PromptBuilder, Task};
-pub use reading::{LineCrop, ReadingSpec, Reads};
+pub use reading::{LineCrop, ReadingSpec, Reads, Route};
 pub use text::{Position3, TextModel};
 pub use vision::{PatchGrid, VisionModel};
 

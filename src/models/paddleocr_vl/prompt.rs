@@ -34,6 +34,12 @@ impl Task {
         }
     }
 
+    /// The task whose prompt `instruction` is (surrounding white space aside), if any.
+    pub fn from_prompt(instruction: &str) -> Option<Task> {
+        let instruction = instruction.trim();
+        [Task::Ocr, Task::Table, Task::Formula, Task::Chart].into_iter().find(|t| t.prompt() == instruction)
+    }
+
     /// The task's short name (`ocr`, `table`, `formula`, `chart`), as `--task` and `folio.json` take it.
     pub fn name(self) -> &'static str {
         match self {

@@ -108,6 +108,25 @@ impl ReadingSpec {
         self.tasks.contains(&task)
     }
 
+    /// How a request for `task` (`None`: an instruction that is no task prompt) on an image is
+    /// served: a block model takes any prompt it declares (and free instructions) straight; a line
+    /// model answers `OCR:` by reading the image as a page (regions, then their lines), because a
+    /// whole page or region given to it at once reads as a few stray characters.
+    pub fn route(&self, task: Option<Task>) -> Route {
+        match (self.reads, task) {
+            (_, Some(task)) if !self.supports(task) => Route::Unsupported(format!(
+                "this model cannot do {} (its folio.json declares the tasks: {})",
+                task.prompt().trim_end_matches(':'),
+                self.tasks.iter().map(|t| t.prompt()).collect::<Vec<_>>().join(", ")
+            )),
+            (Reads::Lines { .. }, Some(_)) => Route::PageReader,
+            (Reads::Lines { .. }, None) => Route::Unsupported(
+                "this model reads lines of text only: send the prompt \"OCR:\" with an image".to_string(),
+            ),
+            (Reads::Blocks, _) => Route::Model,
+        }
+    }
+
     /// The line-crop rule of a line model; `None` for a block model.
     pub fn line_crop(&self) -> Option<LineCrop> {
         match self.reads {
@@ -115,6 +134,17 @@ impl ReadingSpec {
             Reads::Blocks => None,
         }
     }
+}
+
+/// How a request is served ([`ReadingSpec::route`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// The image and the instruction go to the model as they are.
+    Model,
+    /// The image is read as a page: laid out, each region read as the model reads (its lines).
+    PageReader,
+    /// The model cannot do it; why.
+    Unsupported(String),
 }
 
 /// How a line model wants a text-line crop: scaled to `height`, keeping its aspect ratio.
@@ -143,6 +173,21 @@ impl LineCrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_model_reads_ocr_as_a_page_and_refuses_the_rest() -> Result<()> {
+        let lines = ReadingSpec::from_json(r#"{"reads": "lines", "line_height": 48, "tasks": ["ocr"]}"#)?;
+        assert_eq!(lines.route(Some(Task::Ocr)), Route::PageReader);
+        assert!(matches!(lines.route(Some(Task::Table)), Route::Unsupported(why) if why.contains("Table Recognition")));
+        assert!(matches!(lines.route(None), Route::Unsupported(why) if why.contains("OCR:")));
+        let blocks = ReadingSpec::default();
+        for task in [Some(Task::Ocr), Some(Task::Chart), None] {
+            assert_eq!(blocks.route(task), Route::Model);
+        }
+        assert_eq!(Task::from_prompt(" Table Recognition:\n"), Some(Task::Table));
+        assert_eq!(Task::from_prompt("Describe the image"), None);
+        Ok(())
+    }
 
     #[test]
     fn a_line_model_declares_its_height_and_tasks() -> Result<()> {
