@@ -189,6 +189,14 @@ impl EngineCore {
         let stop_ids = prompts.stop_token_ids();
         for (mut row, index) in logits.into_iter().zip(sampling) {
             let seq = &mut self.sched.running[index];
+            let params = seq.sampler.params();
+            if seq.generated().len() < params.min_tokens {
+                for &t in stop_ids.iter().chain(&params.stop_token_ids) {
+                    if let Some(l) = row.get_mut(t as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            }
             let token = seq.sampler.sample(&mut row, &seq.tokens);
             let event = seq.push_token(token, stop_ids, prompts);
             self.generated_tokens += 1;

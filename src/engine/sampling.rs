@@ -28,6 +28,9 @@ pub struct SamplingParams {
     pub stop_token_ids: Vec<u32>,
     /// Stop a generation caught in a loop and drop the repeated tail.
     pub repetition_guard: bool,
+    /// Generate at least this many tokens: end-of-sequence and stop tokens are masked and the
+    /// repetition guard waits until then (vLLM's `min_tokens`).
+    pub min_tokens: usize,
     /// Tokens never to generate (as `suppress_tokens` in transformers' `generate`), e.g. a
     /// script the page is known not to contain.
     pub suppress_tokens: Vec<u32>,
@@ -45,6 +48,7 @@ impl Default for SamplingParams {
             stop: Vec::new(),
             stop_token_ids: Vec::new(),
             repetition_guard: true,
+            min_tokens: 0,
             suppress_tokens: Vec::new(),
         }
     }
@@ -62,6 +66,9 @@ impl SamplingParams {
     pub fn validate(&self) -> Result<()> {
         if self.max_tokens == 0 || self.max_tokens > MAX_TOKENS_LIMIT {
             bail!("max_tokens must be in 1..={MAX_TOKENS_LIMIT}, got {}", self.max_tokens);
+        }
+        if self.min_tokens > self.max_tokens {
+            bail!("min_tokens ({}) must not exceed max_tokens ({})", self.min_tokens, self.max_tokens);
         }
         if !self.temperature.is_finite() || !(0.0..=100.0).contains(&self.temperature) {
             bail!("temperature must be in [0, 100], got {}", self.temperature);

@@ -162,7 +162,7 @@ impl Sequence {
         if stop_ids.contains(&token) || params.stop_token_ids.contains(&token) {
             self.finished = Some(FinishReason::Stop);
             text_len -= 1;
-        } else if params.repetition_guard {
+        } else if params.repetition_guard && text_len > params.min_tokens {
             let tail = loop_tail(self.generated());
             match tail.cut {
                 Some(keep) => {

@@ -83,6 +83,11 @@ impl AppState {
         }
     }
 
+    /// The engine, once loaded.
+    pub fn engine(&self) -> Option<Arc<Engine>> {
+        self.ready.get().map(|r| r.engine.clone())
+    }
+
     /// The engine, when it is loaded and the server is not stopping (else a 503).
     fn ready(&self) -> Result<&Ready, ApiError> {
         if self.stopping.load(Ordering::Relaxed) {

@@ -17,6 +17,8 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     pub max_tokens: Option<i64>,
     pub max_completion_tokens: Option<i64>,
+    /// vLLM's extension: generate at least this many tokens.
+    pub min_tokens: Option<i64>,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub top_k: Option<i64>,
@@ -125,6 +127,13 @@ impl ChatRequest {
             Some(k) if k > 0 => k as usize,
             Some(k) => return Err(ApiError::bad_param("top_k", format!("top_k must be -1, 0 or positive, got {k}"))),
         };
+        let min_tokens = match self.min_tokens {
+            None => 0,
+            Some(n) if (0..=max_tokens as i64).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(ApiError::bad_param("min_tokens", format!("min_tokens must be in 0..=max_tokens, got {n}")))
+            }
+        };
         let seed = self.seed.map(|s| s as u64);
         let stop = match self.stop {
             None => Vec::new(),
@@ -139,6 +148,7 @@ impl ChatRequest {
             seed,
             repetition_penalty: self.repetition_penalty.unwrap_or(1.0) as f32,
             stop,
+            min_tokens,
             ..SamplingParams::default()
         };
         sampling.validate().map_err(|e| ApiError::bad(format!("{e:#}")))?;
