@@ -420,3 +420,58 @@ fn the_answer_equals_folio_ocr() -> Result<()> {
     std::fs::remove_dir_all(dir)?;
     Ok(())
 }
+
+/// A one-connection-at-a-time HTTP responder on loopback: `/ok.png` gives `png`, `/big.png` more
+/// bytes than the cap, `/slow.png` nothing for longer than the timeout.
+fn image_host(png: Vec<u8>) -> Result<String> {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let png = png.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut request = [0u8; 1024];
+                let n = stream.read(&mut request).unwrap_or(0);
+                let head = String::from_utf8_lossy(&request[..n]).into_owned();
+                let body = if head.starts_with("GET /ok.png") {
+                    png
+                } else if head.starts_with("GET /big.png") {
+                    vec![0u8; 300 << 10]
+                } else {
+                    std::thread::sleep(Duration::from_secs(3));
+                    Vec::new()
+                };
+                let _ =
+                    write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(&body);
+            });
+        }
+    });
+    Ok(url)
+}
+
+#[test]
+fn remote_images_only_when_allowed_with_a_timeout_and_a_size_cap() -> Result<()> {
+    let data_url = png_data_url(48, 32)?;
+    let png =
+        base64::engine::general_purpose::STANDARD.decode(data_url.trim_start_matches("data:image/png;base64,"))?;
+    let host = image_host(png)?;
+    let remote = folio::server::RemoteImages { timeout: Duration::from_millis(500), max_bytes: 200 << 10 };
+    let cfg = ServerConfig { remote_images: Some(remote), ..config() };
+    let server = Server::start(cfg, Some(ready(&fixture_dir())?))?;
+    let url = format!("{}/v1/chat/completions", server.url);
+    let ask = |image: String| post(&url, &chat_body(&image, "OCR:", json!({"max_tokens": 3})).to_string(), None);
+    let (status, body) = ask(format!("{host}/ok.png"))?;
+    ensure!(status == 200, "{status} {body}");
+    let (status, body) = ask(format!("{host}/big.png"))?;
+    ensure!(status == 413, "{status} {body}");
+    let started = Instant::now();
+    let (status, body) = ask(format!("{host}/slow.png"))?;
+    ensure!(status == 400 && error_of(&body)?.1.contains("cannot fetch"), "{status} {body}");
+    ensure!(started.elapsed() < Duration::from_secs(2), "the timeout was not kept: {:?}", started.elapsed());
+    // Files stay out of reach even so.
+    ensure!(ask("file:///etc/hostname".into())?.0 == 400);
+    server.stop()
+}

@@ -78,7 +78,10 @@ async fn answer(
     let source = match route {
         Route::Unsupported(why) => return Err(ApiError::bad(why)),
         Route::Model => Source::Engine(submit(ready, image, &job).await?),
-        Route::PageReader => read_as_page(ready, image).await?,
+        Route::PageReader => {
+            let _reading = state.page_reads.acquire().await.map_err(|_| ApiError::Unavailable("stopping".into()))?;
+            read_as_page(ready, image).await?
+        }
     };
     let meta = Meta::new(&state.cfg.model_name, started);
     if job.stream {

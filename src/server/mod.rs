@@ -61,10 +61,16 @@ pub struct Ready {
     pub read: ReadOptions,
 }
 
+/// Pages read at once (a line model's `OCR:` requests): each holds a page image, its layout and a
+/// blocking thread, so more in parallel would only add memory; their line requests still batch
+/// together in the engine.
+const MAX_PAGE_READS: usize = 4;
+
 pub struct AppState {
     pub cfg: ServerConfig,
     ready: OnceLock<Ready>,
     admitted: Arc<Semaphore>,
+    page_reads: Arc<Semaphore>,
     stopping: AtomicBool,
     created: u64,
 }
@@ -73,7 +79,14 @@ impl AppState {
     pub fn new(cfg: ServerConfig) -> Arc<Self> {
         let admitted = Arc::new(Semaphore::new(cfg.max_admitted.max(1)));
         let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Arc::new(AppState { cfg, ready: OnceLock::new(), admitted, stopping: AtomicBool::new(false), created })
+        Arc::new(AppState {
+            cfg,
+            ready: OnceLock::new(),
+            admitted,
+            page_reads: Arc::new(Semaphore::new(MAX_PAGE_READS)),
+            stopping: AtomicBool::new(false),
+            created,
+        })
     }
 
     /// The model is loaded: requests are served from now on.
