@@ -475,3 +475,47 @@ fn remote_images_only_when_allowed_with_a_timeout_and_a_size_cap() -> Result<()>
     ensure!(ask("file:///etc/hostname".into())?.0 == 400);
     server.stop()
 }
+
+/// With no grace left, a request still streaming is aborted (its blocks return) and the server
+/// returns at once.
+#[test]
+fn after_the_grace_period_what_is_left_is_aborted() -> Result<()> {
+    let cfg = ServerConfig { shutdown_grace: Duration::from_millis(200), ..config() };
+    let server = Server::start(cfg, Some(ready(&fixture_dir())?))?;
+    let engine = server.engine()?;
+    let url = format!("{}/v1/chat/completions", server.url);
+    let body =
+        chat_body(&png_data_url(64, 48)?, "OCR:", json!({"max_tokens": 30000, "min_tokens": 30000, "stream": true}))
+            .to_string();
+    let response = ureq::post(&url).set("content-type", "application/json").send_string(&body)?;
+    let mut reader = response.into_reader();
+    let mut first = [0u8; 16];
+    reader.read_exact(&mut first)?;
+    let started = Instant::now();
+    server.stop()?;
+    ensure!(started.elapsed() < Duration::from_secs(8), "the server waited {:?}", started.elapsed());
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest); // cut off: the connection closes without [DONE]
+    ensure!(!String::from_utf8_lossy(&rest).contains("[DONE]"), "the request ran to its end");
+    wait_idle(&engine)?;
+    ensure!(engine.stats().generated_tokens < 30_000);
+    Ok(())
+}
+
+/// `folio ocr` follows the model's rule: a line model refuses a task it cannot do, saying so.
+#[test]
+fn folio_ocr_refuses_a_task_the_model_cannot_do() -> Result<()> {
+    let dir = line_model_fixture("ocr-rule")?;
+    let image = std::env::temp_dir().join(format!("folio-ocr-rule-{}.png", std::process::id()));
+    image::RgbImage::from_pixel(64, 32, image::Rgb([255, 255, 255])).save(&image)?;
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_folio"))
+        .args(["ocr", "--task", "table", "--model"])
+        .arg(&dir)
+        .arg(&image)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    ensure!(!run.status.success() && stderr.contains("cannot do Table Recognition"), "{stderr}");
+    std::fs::remove_dir_all(dir)?;
+    std::fs::remove_file(image)?;
+    Ok(())
+}
