@@ -3,6 +3,7 @@
 //! See `../shared/DESIGN.md` for the layout of the crate and the engine's contracts.
 
 pub mod assets;
+pub mod classic;
 pub mod engine;
 pub mod layout;
 pub mod models;
