@@ -7,7 +7,7 @@
 //! 4. its score is the mean probability inside the rectangle; below `box_thresh` it is dropped;
 //! 5. the rectangle is grown by `area × unclip_ratio / perimeter` on every side (the text kernel the
 //!    network predicts is shrunk by that rule in training), thin ones dropped again;
-//! 6. corners scaled to the source image, rounded and clipped; boxes under 4 px a side dropped.
+//! 6. corners scaled to the source image, rounded and clipped to it; boxes under 4 px a side dropped.
 //!
 //! Growing a rectangle's sides is what PP-OCR's polygon offset (round joins) followed by a new
 //! minimum-area rectangle amounts to. Cost: O(pixels) for the map and the contours, O(n log n) per
@@ -67,9 +67,12 @@ pub fn text_boxes(prob: &[f32], (w, h): (usize, usize), src: (u32, u32), p: &DbP
             continue;
         }
         let (sx, sy) = (src.0 as f64 / w as f64, src.1 as f64 / h as f64);
-        let corners = grown.corners.map(|[x, y]| {
-            [(x * sx).round().clamp(0.0, src.0 as f64) as f32, (y * sy).round().clamp(0.0, src.1 as f64) as f32]
-        });
+        // Rounded into the source, then clipped to its last pixel (PP-OCR clips twice; the
+        // second, to W-1 and H-1, wins).
+        let (xmax, ymax) = (src.0.saturating_sub(1) as f64, src.1.saturating_sub(1) as f64);
+        let corners = grown
+            .corners
+            .map(|[x, y]| [(x * sx).round().clamp(0.0, xmax) as f32, (y * sy).round().clamp(0.0, ymax) as f32]);
         let side = |a: [f32; 2], b: [f32; 2]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt() as i32;
         if side(corners[0], corners[1]) <= 3 || side(corners[0], corners[3]) <= 3 {
             continue;

@@ -1,0 +1,61 @@
+//! PP-OCR parity with rapidocr (tools/fixtures/make_ppocr_fixtures.py): DB post-processing of the
+//! same probability map (the PP-OCRv6 detector's output on the bundled sample, stored quantised)
+//! gives rapidocr's boxes and scores.
+
+use std::path::Path;
+
+use anyhow::{ensure, Context, Result};
+use folio::classic::db::{text_boxes, DbParams};
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ppocr").join(name)
+}
+
+#[test]
+fn db_post_processing_matches_rapidocr_on_the_sample() -> Result<()> {
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("sample-det-boxes.json"))?)?;
+    let map = image::open(fixture("sample-det-map.png"))?.to_luma8();
+    let (w, h) = map.dimensions();
+    let prob: Vec<f32> = map.pixels().map(|p| p[0] as f32 / 255.0).collect();
+    let src = &reference["src"];
+    let src = (src[0].as_u64().context("src")? as u32, src[1].as_u64().context("src")? as u32);
+    let ours = text_boxes(&prob, (w as usize, h as usize), src, &DbParams::default());
+
+    let boxes = reference["boxes"].as_array().context("boxes")?;
+    let scores = reference["scores"].as_array().context("scores")?;
+    ensure!(ours.len() == boxes.len(), "{} boxes, rapidocr {}", ours.len(), boxes.len());
+    let (mut worst_corner, mut worst_score, mut exact) = (0f32, 0f32, 0usize);
+    for (b, s) in boxes.iter().zip(scores) {
+        let corners: Vec<[f32; 2]> = b
+            .as_array()
+            .context("box")?
+            .iter()
+            .map(|p| [p[0].as_f64().unwrap_or(f64::NAN) as f32, p[1].as_f64().unwrap_or(f64::NAN) as f32])
+            .collect();
+        let distance = |o: &folio::classic::db::TextBox| {
+            o.corners
+                .iter()
+                .zip(&corners)
+                .map(|(a, b)| (a[0] - b[0]).abs().max((a[1] - b[1]).abs()))
+                .fold(0f32, f32::max)
+        };
+        let nearest = ours.iter().min_by(|a, b| distance(a).total_cmp(&distance(b))).context("no boxes")?;
+        worst_corner = worst_corner.max(distance(nearest));
+        let diff = (nearest.score - s.as_f64().unwrap_or(f64::NAN) as f32).abs();
+        worst_score = worst_score.max(diff);
+        exact += usize::from(diff <= 1e-4);
+    }
+    eprintln!(
+        "{} boxes; largest corner difference {worst_corner} px; {exact} scores equal to 1e-4, largest score \
+         difference {worst_score}",
+        ours.len()
+    );
+    // Same boxes to 2 px. Scores: 27 of 42 equal; the others are boxes a pixel off upright, where
+    // OpenCV's minAreaRect and fillPoly settle near-ties and slanted edges otherwise than folio
+    // (not yet matched: issue 21 stays open on it). The bounds below are today's, so a change that
+    // moves folio further from rapidocr fails here.
+    ensure!(worst_corner <= 2.0, "corner {worst_corner} px");
+    ensure!(exact * 100 >= ours.len() * 60 && worst_score <= 0.1, "{exact} exact scores, worst {worst_score}");
+    Ok(())
+}
