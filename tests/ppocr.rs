@@ -59,3 +59,22 @@ fn db_post_processing_matches_rapidocr_on_the_sample() -> Result<()> {
     ensure!(exact * 100 >= ours.len() * 60 && worst_score <= 0.1, "{exact} exact scores, worst {worst_score}");
     Ok(())
 }
+
+/// The recogniser that scripts/setup.sh installs carries its dictionary: blank + characters +
+/// space make exactly its output classes, and a one-hot path through them decodes.
+#[test]
+fn the_recogniser_dictionary_matches_its_output_classes() -> Result<()> {
+    use folio::classic::ctc::{decode, Dictionary};
+    let model = folio::onnx::OnnxModel::load(&folio::assets::PPOCR_REC.locate()?, 1)?;
+    let dict = Dictionary::from_metadata(&model.metadata("character")?.context("no character metadata")?)?;
+    // One step of a blank-filled input through the network gives its class count.
+    let (name, _) = model.input()?;
+    let outputs = model.run_f32(&name, &[1, 3, 48, 64], vec![1.0; 3 * 48 * 64])?;
+    let (_, shape, _) = outputs.first().context("an output")?;
+    ensure!(shape.last() == Some(&dict.len()), "output {shape:?}, dictionary {} classes", dict.len());
+    let mut probs = vec![0.0; 2 * dict.len()];
+    probs[dict.len() - 1] = 1.0; // the space, last
+    probs[dict.len() + 1] = 1.0; // the first character
+    ensure!(decode(&probs, &dict)?.text.chars().count() == 2);
+    Ok(())
+}
