@@ -78,3 +78,41 @@ fn the_recogniser_dictionary_matches_its_output_classes() -> Result<()> {
     ensure!(decode(&probs, &dict)?.text.chars().count() == 2);
     Ok(())
 }
+
+/// The detector end to end (resize, network, post-processing) on the sample finds rapidocr's
+/// boxes: the reference came from the 8-bit map, so a box may move by a few pixels.
+#[test]
+fn the_detector_finds_rapidocrs_boxes_on_the_sample() -> Result<()> {
+    use folio::classic::detector::TextDetector;
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("sample-det-boxes.json"))?)?;
+    let page = image::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pages/sample-two-columns.png"))?;
+    let detector = TextDetector::load(&folio::assets::PPOCR_DET.locate()?, 2)?;
+    let ours = detector.detect(&page.to_rgb8())?;
+    let boxes = reference["boxes"].as_array().context("boxes")?;
+    let mut worst = 0f32;
+    for b in boxes {
+        let corners: Vec<[f32; 2]> = b
+            .as_array()
+            .context("box")?
+            .iter()
+            .map(|p| [p[0].as_f64().unwrap_or(f64::NAN) as f32, p[1].as_f64().unwrap_or(f64::NAN) as f32])
+            .collect();
+        let distance = |o: &folio::classic::db::TextBox| {
+            o.corners
+                .iter()
+                .zip(&corners)
+                .map(|(a, b)| (a[0] - b[0]).abs().max((a[1] - b[1]).abs()))
+                .fold(0f32, f32::max)
+        };
+        worst = worst.max(ours.iter().map(distance).fold(f32::MAX, f32::min));
+    }
+    eprintln!("{} boxes (rapidocr {}); largest corner difference {worst} px", ours.len(), boxes.len());
+    ensure!(
+        ours.len().abs_diff(boxes.len()) <= 1 && worst <= 4.0,
+        "{} vs {} boxes, worst {worst} px",
+        ours.len(),
+        boxes.len()
+    );
+    Ok(())
+}
