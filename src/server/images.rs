@@ -61,12 +61,15 @@ fn fetch_remote(url: &str, remote: &RemoteImages) -> Result<Vec<u8>, ApiError> {
 
 /// Decodes `bytes`: the size from the header first (413 over the page budget), then the pixels.
 pub fn decode(bytes: &[u8]) -> Result<DynamicImage, ApiError> {
-    let reader = || ImageReader::new(Cursor::new(bytes)).with_guessed_format();
-    let reader = reader().map_err(|e| ApiError::bad(format!("not an image: {e}")))?;
-    let (w, h) = reader.into_dimensions().map_err(|e| ApiError::bad(format!("the image does not decode: {e}")))?;
+    // Reading from memory cannot fail; only the format guess can.
+    let reader = || {
+        ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| ApiError::bad(format!("not an image: {e}")))
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(|e| ApiError::bad(format!("the image does not decode: {e}")))?;
     check_budget(w, h).map_err(|e| ApiError::TooLarge(format!("{e:#}")))?;
-    let reader =
-        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ApiError::bad(e.to_string()))?;
+    let reader = reader()?;
     decode_with_limits(reader).map_err(|e| ApiError::bad(format!("the image does not decode: {e:#}")))
 }
 
